@@ -1,0 +1,120 @@
+//! GEMM and convolution throughput of the `tensor` crate.
+//!
+//! `cargo run --release -p tensor --example bench` (add `-- --quick` for a
+//! smoke run). Prints its conditions, then sgemm GFLOP/s at n = 256..2048 and
+//! the forward, input-gradient and weight-gradient GFLOP/s of SphereFace-20's
+//! 3x3 stride-1 convolutions at 112x96 input, batch 32. Each figure is the
+//! median of several timed runs after one warm-up.
+
+use std::time::Instant;
+use tensor::conv::{conv2d, conv2d_backward};
+use tensor::{simd, Conv2dParams, Rng, Tensor};
+
+/// Median seconds of `reps` runs of `f` after one warm-up run.
+fn time_median(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    t[t.len() / 2]
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let reps = if quick { 1 } else { 5 };
+    let batch = if quick { 2 } else { 32 };
+    println!("# tensor bench");
+    println!("threads (rayon): {}", rayon::current_num_threads());
+    println!("cpu features:    {}", simd::cpu_features());
+    println!(
+        "build:           {} profile, target-cpu={}, matrixmultiply threading {}",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        if cfg!(target_feature = "avx2") {
+            "native/avx2"
+        } else {
+            "generic (run-time dispatch)"
+        },
+        if cfg!(feature = "matrixmultiply-threading") {
+            "on"
+        } else {
+            "off (rayon panels)"
+        }
+    );
+    println!("timing:          median of {reps} runs after 1 warm-up\n");
+
+    let mut rng = Rng::new(0);
+    println!(
+        "{:<34} {:>10} {:>10}",
+        "sgemm (row-major, C = A·B)", "ms", "GFLOP/s"
+    );
+    let mut sgemm_1024 = 0.0;
+    for n in [256, 512, 1024, 2048] {
+        if quick && n > 256 {
+            break;
+        }
+        let a = Tensor::<f32>::rand_normal(&[n, n], 0.0, 1.0, &mut rng);
+        let b = Tensor::<f32>::rand_normal(&[n, n], 0.0, 1.0, &mut rng);
+        let s = time_median(reps, || {
+            std::hint::black_box(a.matmul(&b));
+        });
+        let gf = 2.0 * (n as f64).powi(3) / s / 1e9;
+        if n == 1024 {
+            sgemm_1024 = gf;
+        }
+        println!("{:<34} {:>10.2} {:>10.1}", format!("n = {n}"), s * 1e3, gf);
+    }
+
+    println!(
+        "\nSphereFace-20 3x3/s1/p1 convs, batch {batch} (GFLOP/s: fwd, input-grad, weight-grad)"
+    );
+    println!(
+        "{:<24} {:>10} {:>10} {:>10}",
+        "layer", "forward", "grad_in", "grad_w"
+    );
+    let p = Conv2dParams::new(1, 1);
+    let mut worst: f64 = f64::MAX;
+    for (c, h, w) in [(64, 56, 48), (128, 28, 24), (256, 14, 12), (512, 7, 6)] {
+        let x = Tensor::<f32>::rand_normal(&[batch, c, h, w], 0.0, 1.0, &mut rng);
+        let k = Tensor::<f32>::rand_normal(&[c, c, 3, 3], 0.0, 0.05, &mut rng);
+        let gy = Tensor::<f32>::rand_normal(&[batch, c, h, w], 0.0, 1.0, &mut rng);
+        let flops = 2.0 * (batch * c * h * w * c * 9) as f64;
+        let f = time_median(reps, || {
+            std::hint::black_box(conv2d(&x, &k, None, p));
+        });
+        let gi = time_median(reps, || {
+            std::hint::black_box(conv2d_backward(&gy, &x, &k, p, (true, false, false)));
+        });
+        let gw = time_median(reps, || {
+            std::hint::black_box(conv2d_backward(&gy, &x, &k, p, (false, true, false)));
+        });
+        let r = [flops / f / 1e9, flops / gi / 1e9, flops / gw / 1e9];
+        worst = worst.min(r.iter().cloned().fold(f64::MAX, f64::min));
+        println!(
+            "{:<24} {:>10.1} {:>10.1} {:>10.1}",
+            format!("{c}ch {h}x{w}"),
+            r[0],
+            r[1],
+            r[2]
+        );
+    }
+    let peak = 186.0;
+    if sgemm_1024 > 0.0 {
+        println!(
+            "\nsgemm n=1024 / FP32 peak ({peak} GFLOP/s on the reference 2-core machine): {:.0}%",
+            100.0 * sgemm_1024 / peak
+        );
+        println!(
+            "slowest conv pass / sgemm n=1024: {:.0}%",
+            100.0 * worst / sgemm_1024
+        );
+    }
+}

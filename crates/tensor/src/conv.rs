@@ -1,0 +1,446 @@
+//! 2-D convolution (NCHW, cross-correlation like every framework) by
+//! im2col + GEMM, with the gradients for input, weight and bias.
+//!
+//! For one image `x_n` (C x H x W) the im2col matrix `col_n` has a row per
+//! (channel, kernel row, kernel column) and a column per output pixel, so
+//!
+//! * forward:      `y_n = W · col_n (+ b)`          (O x K)·(K x P), K = C·kh·kw, P = Ho·Wo
+//! * weight grad:  `dW += dy_n · col_nᵀ`            (O x P)·(P x K)
+//! * input grad:   `dx_n = col2im(Wᵀ · dy_n)`       (K x O)·(O x P), then scatter-add
+//! * bias grad:    `db = Σ_n Σ_p dy_n[:, p]`
+//!
+//! Images are independent, so the batch is cut into groups that rayon workers
+//! take, each running single-threaded GEMMs with its own column buffer; the
+//! buffers live only for the call. A group is one image when an image has many
+//! output pixels (P = 2688 at SphereFace's first stage), and several images side
+//! by side when it has few (P = 42 at the last stage), so that the GEMM's shared
+//! dimension stays wide enough for the micro-kernel: `col_g` is K x (G·P), and
+//! the weight gradient is one GEMM per group instead of G skinny ones. Memory
+//! stays at K·G·P per worker, never per batch. With fewer groups than threads
+//! the GEMMs themselves go parallel. A 1x1, stride-1, unpadded kernel on a
+//! one-image group needs no im2col: `col_n` is `x_n` itself.
+
+use crate::error::{or_panic, TensorError, TensorResult};
+use crate::gemm::{gemm, MatRef};
+use crate::{Element, Tensor};
+use rayon::prelude::*;
+
+/// Stride and zero padding of a 2-D convolution, as (rows, columns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dParams {
+    /// Step between output pixels, (vertical, horizontal).
+    pub stride: (usize, usize),
+    /// Zero rows / columns added on each side, (vertical, horizontal).
+    pub padding: (usize, usize),
+}
+
+impl Conv2dParams {
+    /// The same stride and padding in both directions.
+    pub fn new(stride: usize, padding: usize) -> Self {
+        Conv2dParams {
+            stride: (stride, stride),
+            padding: (padding, padding),
+        }
+    }
+}
+
+/// Everything a kernel needs to know about one convolution's sizes.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    ho: usize,
+    wo: usize,
+    p: Conv2dParams,
+}
+
+impl Geometry {
+    fn check(op: &'static str, x: &[usize], w: &[usize], p: Conv2dParams) -> TensorResult<Self> {
+        if x.len() != 4 || w.len() != 4 {
+            return Err(TensorError::mismatch(
+                op,
+                x,
+                w,
+                None,
+                "expects input [N, C, H, W] and weight [O, C, kh, kw]",
+            ));
+        }
+        if x[1] != w[1] {
+            return Err(TensorError::mismatch(
+                op,
+                x,
+                w,
+                Some(1),
+                format!("input has {} channels, weight expects {}", x[1], w[1]),
+            ));
+        }
+        if p.stride.0 == 0 || p.stride.1 == 0 {
+            return Err(TensorError::invalid(op, x, "stride must be at least 1"));
+        }
+        let (hp, wp) = (x[2] + 2 * p.padding.0, x[3] + 2 * p.padding.1);
+        if hp < w[2] || wp < w[3] {
+            return Err(TensorError::mismatch(
+                op,
+                x,
+                w,
+                Some(2),
+                format!(
+                    "kernel {}x{} larger than padded input {hp}x{wp}",
+                    w[2], w[3]
+                ),
+            ));
+        }
+        Ok(Geometry {
+            n: x[0],
+            c: x[1],
+            h: x[2],
+            w: x[3],
+            o: w[0],
+            kh: w[2],
+            kw: w[3],
+            ho: (hp - w[2]) / p.stride.0 + 1,
+            wo: (wp - w[3]) / p.stride.1 + 1,
+            p,
+        })
+    }
+    fn k(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+    fn pixels(&self) -> usize {
+        self.ho * self.wo
+    }
+    fn image_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.p.stride == (1, 1) && self.p.padding == (0, 0)
+    }
+    /// Input row/column of output index `o` at kernel offset `k`, if inside the image.
+    #[inline]
+    fn source(o: usize, k: usize, stride: usize, pad: usize, size: usize) -> Option<usize> {
+        (o * stride + k).checked_sub(pad).filter(|&i| i < size)
+    }
+    /// Unfold one image into the K x P block of `col` whose rows are `ld` apart.
+    fn im2col<T: Element>(&self, x: &[T], col: &mut [T], ld: usize) {
+        let (s, pd) = (self.p.stride, self.p.padding);
+        let mut rows = col.chunks_mut(ld).map(|r| &mut r[..self.pixels()]);
+        for ch in 0..self.c {
+            let plane = &x[ch * self.h * self.w..(ch + 1) * self.h * self.w];
+            for ki in 0..self.kh {
+                for kj in 0..self.kw {
+                    let row = rows.next().expect("K rows");
+                    for (oh, out) in row.chunks_exact_mut(self.wo).enumerate() {
+                        match Self::source(oh, ki, s.0, pd.0, self.h) {
+                            None => out.fill(T::zero()),
+                            Some(ih) => {
+                                let src = &plane[ih * self.w..(ih + 1) * self.w];
+                                for (ow, v) in out.iter_mut().enumerate() {
+                                    *v = Self::source(ow, kj, s.1, pd.1, self.w)
+                                        .map_or(T::zero(), |iw| src[iw]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    /// Fold the K x P block of `col` (rows `ld` apart) onto one image, adding overlaps.
+    fn col2im<T: Element>(&self, col: &[T], x: &mut [T], ld: usize) {
+        let (s, pd) = (self.p.stride, self.p.padding);
+        let mut rows = col.chunks(ld).map(|r| &r[..self.pixels()]);
+        for ch in 0..self.c {
+            let plane = &mut x[ch * self.h * self.w..(ch + 1) * self.h * self.w];
+            for ki in 0..self.kh {
+                for kj in 0..self.kw {
+                    let row = rows.next().expect("K rows");
+                    for (oh, src) in row.chunks_exact(self.wo).enumerate() {
+                        if let Some(ih) = Self::source(oh, ki, s.0, pd.0, self.h) {
+                            let dst = &mut plane[ih * self.w..(ih + 1) * self.w];
+                            for (ow, &v) in src.iter().enumerate() {
+                                if let Some(iw) = Self::source(ow, kj, s.1, pd.1, self.w) {
+                                    dst[iw] += v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    /// Images per group: enough for ~`GROUP_COLUMNS` GEMM columns, but never so
+    /// many that some worker is left without a group.
+    fn group_size(&self) -> usize {
+        let threads = rayon::current_num_threads();
+        let want = GROUP_COLUMNS.div_ceil(self.pixels().max(1)).max(1);
+        let mut groups = self.n.div_ceil(want);
+        if self.n >= threads {
+            groups = groups.div_ceil(threads) * threads;
+        }
+        self.n.div_ceil(groups.max(1)).max(1)
+    }
+    /// The column matrix K x (G·P) of a group of images `xg`: borrowed when a
+    /// single image needs no unfolding, else built in `buf`.
+    fn columns<'a, T: Element>(&self, xg: &'a [T], buf: &'a mut Vec<T>) -> &'a [T] {
+        let g = xg.len() / self.image_len().max(1);
+        if self.pointwise() && g == 1 {
+            return xg;
+        }
+        let ld = g * self.pixels();
+        buf.resize(self.k() * ld, T::zero());
+        for (j, x_n) in xg.chunks_exact(self.image_len()).enumerate() {
+            self.im2col(x_n, &mut buf[j * self.pixels()..], ld);
+        }
+        buf
+    }
+    fn inner_parallel(&self, group: usize) -> bool {
+        self.n.div_ceil(group) < rayon::current_num_threads()
+    }
+}
+
+/// Target width (G·P) of a group's column matrix.
+const GROUP_COLUMNS: usize = 384;
+
+/// Copy per-image blocks `src` (each O x P) into the O x (G·P) matrix `dst`, or back.
+fn interleave<T: Copy>(blocks: &mut [T], wide: &mut [T], o: usize, p: usize, to_wide: bool) {
+    let g = blocks.len() / (o * p).max(1);
+    for (j, block) in blocks.chunks_exact_mut(o * p).enumerate() {
+        for (r, row) in block.chunks_exact_mut(p).enumerate() {
+            let w = &mut wide[r * g * p + j * p..r * g * p + (j + 1) * p];
+            if to_wide {
+                w.copy_from_slice(row);
+            } else {
+                row.copy_from_slice(w);
+            }
+        }
+    }
+}
+
+/// Convolution forward: `x` [N, C, H, W], `weight` [O, C, kh, kw], optional `bias` [O].
+pub fn try_conv2d<T: Element>(
+    x: &Tensor<T>,
+    weight: &Tensor<T>,
+    bias: Option<&Tensor<T>>,
+    p: Conv2dParams,
+) -> TensorResult<Tensor<T>> {
+    let g = Geometry::check("conv2d", x.shape(), weight.shape(), p)?;
+    if let Some(b) = bias {
+        if b.shape() != [g.o] {
+            return Err(TensorError::mismatch(
+                "conv2d",
+                weight.shape(),
+                b.shape(),
+                Some(0),
+                "bias must be [O]",
+            ));
+        }
+    }
+    let (x, w) = (x.to_contiguous(), weight.to_contiguous());
+    let (xs, ws) = (
+        x.as_slice().expect("contiguous"),
+        w.as_slice().expect("contiguous"),
+    );
+    let bias = bias.map(|b| b.to_vec());
+    let mut out = vec![T::zero(); g.n * g.o * g.pixels()];
+    let group = g.group_size();
+    let inner = g.inner_parallel(group);
+    let chunks = out
+        .par_chunks_mut((group * g.o * g.pixels()).max(1))
+        .zip(xs.par_chunks((group * g.image_len()).max(1)));
+    chunks.for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(buf, wide), (yg, xg)| {
+            let cols = yg.len() / g.o.max(1);
+            let col = g.columns(xg, buf);
+            let wm = MatRef::new(ws, g.o, g.k());
+            if cols == g.pixels() {
+                gemm(
+                    T::one(),
+                    wm,
+                    MatRef::new(col, g.k(), cols),
+                    T::zero(),
+                    yg,
+                    inner,
+                );
+            } else {
+                wide.resize(yg.len(), T::zero());
+                gemm(
+                    T::one(),
+                    wm,
+                    MatRef::new(col, g.k(), cols),
+                    T::zero(),
+                    wide,
+                    inner,
+                );
+                interleave(yg, wide, g.o, g.pixels(), false);
+            }
+            if let Some(b) = &bias {
+                for (i, row) in yg.chunks_exact_mut(g.pixels().max(1)).enumerate() {
+                    let bo = b[i % g.o];
+                    row.iter_mut().for_each(|v| *v += bo);
+                }
+            }
+        },
+    );
+    Tensor::from_vec(&[g.n, g.o, g.ho, g.wo], out)
+}
+
+/// See [`try_conv2d`].
+#[track_caller]
+pub fn conv2d<T: Element>(
+    x: &Tensor<T>,
+    weight: &Tensor<T>,
+    bias: Option<&Tensor<T>>,
+    p: Conv2dParams,
+) -> Tensor<T> {
+    or_panic(try_conv2d(x, weight, bias, p))
+}
+
+/// The gradients a convolution's backward asked for.
+#[derive(Debug, Clone)]
+pub struct Conv2dGrads<T: Element> {
+    /// dL/dx, when requested.
+    pub input: Option<Tensor<T>>,
+    /// dL/dW, when requested.
+    pub weight: Option<Tensor<T>>,
+    /// dL/db, when requested.
+    pub bias: Option<Tensor<T>>,
+}
+
+/// Convolution backward: from `grad_out` [N, O, Ho, Wo], the forward's input and
+/// weight, compute the requested gradients (one pass over the batch; each
+/// image's columns are unfolded once and used for the weight gradient).
+pub fn try_conv2d_backward<T: Element>(
+    grad_out: &Tensor<T>,
+    x: &Tensor<T>,
+    weight: &Tensor<T>,
+    p: Conv2dParams,
+    (want_input, want_weight, want_bias): (bool, bool, bool),
+) -> TensorResult<Conv2dGrads<T>> {
+    let g = Geometry::check("conv2d_backward", x.shape(), weight.shape(), p)?;
+    let expect = [g.n, g.o, g.ho, g.wo];
+    if grad_out.shape() != expect {
+        return Err(TensorError::mismatch(
+            "conv2d_backward",
+            &expect,
+            grad_out.shape(),
+            None,
+            "output gradient must match the forward's output shape",
+        ));
+    }
+    let (x, w, gy) = (
+        x.to_contiguous(),
+        weight.to_contiguous(),
+        grad_out.to_contiguous(),
+    );
+    let (xs, ws, gys) = (
+        x.as_slice().expect("contiguous"),
+        w.as_slice().expect("contiguous"),
+        gy.as_slice().expect("contiguous"),
+    );
+    let group = g.group_size();
+    let inner = g.inner_parallel(group);
+    let ok = g.o * g.k();
+    let (xg_len, gyg_len) = (
+        (group * g.image_len()).max(1),
+        (group * g.o * g.pixels()).max(1),
+    );
+    // The output gradient of a group as one O x (G·P) matrix (a copy only when G > 1).
+    let wide_grad = |gyg: &[T], wide: &mut Vec<T>| -> usize {
+        let cols = gyg.len() / g.o.max(1);
+        if cols != g.pixels() {
+            wide.resize(gyg.len(), T::zero());
+            let mut blocks = gyg.to_vec();
+            interleave(&mut blocks, wide, g.o, g.pixels(), true);
+        }
+        cols
+    };
+
+    let input = want_input.then(|| {
+        let mut gx = vec![T::zero(); xs.len()];
+        let chunks = gx.par_chunks_mut(xg_len).zip(gys.par_chunks(gyg_len));
+        chunks.for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(buf, wide), (gxg, gyg)| {
+                let cols = wide_grad(gyg, wide);
+                let gm = MatRef::new(if cols == g.pixels() { gyg } else { &wide[..] }, g.o, cols);
+                let wt = MatRef::new(ws, g.o, g.k()).t();
+                if g.pointwise() && cols == g.pixels() {
+                    gemm(T::one(), wt, gm, T::zero(), gxg, inner);
+                } else {
+                    buf.resize(g.k() * cols, T::zero());
+                    gemm(T::one(), wt, gm, T::zero(), buf, inner);
+                    for (j, gx_n) in gxg.chunks_exact_mut(g.image_len()).enumerate() {
+                        g.col2im(&buf[j * g.pixels()..], gx_n, cols);
+                    }
+                }
+            },
+        );
+        Tensor::from_vec(x.shape(), gx).expect("input-sized")
+    });
+
+    let weight_grad = want_weight.then(|| {
+        let gw = xs
+            .par_chunks(xg_len)
+            .zip(gys.par_chunks(gyg_len))
+            .fold(
+                || (vec![T::zero(); ok], Vec::new(), Vec::new()),
+                |(mut acc, mut buf, mut wide), (xg, gyg)| {
+                    let cols = wide_grad(gyg, &mut wide);
+                    let gm =
+                        MatRef::new(if cols == g.pixels() { gyg } else { &wide[..] }, g.o, cols);
+                    let col = g.columns(xg, &mut buf);
+                    gemm(
+                        T::one(),
+                        gm,
+                        MatRef::new(col, g.k(), cols).t(),
+                        T::one(),
+                        &mut acc,
+                        inner,
+                    );
+                    (acc, buf, wide)
+                },
+            )
+            .map(|(acc, _, _)| acc)
+            .reduce(
+                || vec![T::zero(); ok],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(x, &y)| *x += y);
+                    a
+                },
+            );
+        Tensor::from_vec(weight.shape(), gw).expect("weight-sized")
+    });
+
+    let bias = want_bias.then(|| {
+        let mut gb = vec![T::zero(); g.o];
+        for gy_n in gys.chunks((g.o * g.pixels()).max(1)) {
+            for (b, row) in gb.iter_mut().zip(gy_n.chunks_exact(g.pixels().max(1))) {
+                *b += row.iter().copied().sum::<T>();
+            }
+        }
+        Tensor::from_vec(&[g.o], gb).expect("bias-sized")
+    });
+    Ok(Conv2dGrads {
+        input,
+        weight: weight_grad,
+        bias,
+    })
+}
+
+/// See [`try_conv2d_backward`].
+#[track_caller]
+pub fn conv2d_backward<T: Element>(
+    grad_out: &Tensor<T>,
+    x: &Tensor<T>,
+    weight: &Tensor<T>,
+    p: Conv2dParams,
+    want: (bool, bool, bool),
+) -> Conv2dGrads<T> {
+    or_panic(try_conv2d_backward(grad_out, x, weight, p, want))
+}

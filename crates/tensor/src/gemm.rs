@@ -1,0 +1,286 @@
+//! Matrix multiplication on `matrixmultiply`, with strided operands so a
+//! transposed matrix is a view, never a copy.
+//!
+//! Parallelism: one level only. By default we split a large GEMM into row (or
+//! column) panels that `rayon` runs on its pool, each panel a single-threaded
+//! `matrixmultiply` call; the convolution kernels instead run single-threaded
+//! GEMMs inside their own rayon loop over images. The alternative, the
+//! `matrixmultiply-threading` feature, lets matrixmultiply thread each call on
+//! its own pool; mixing it with our rayon loops would oversubscribe the cores.
+//! Measured on this project's 2-core machine (`cargo run --release -p tensor
+//! --example bench`, and again with `--features matrixmultiply-threading`),
+//! rayon splitting matched matrixmultiply's threading on square sgemm and won
+//! clearly on the convolution passes, where per-image GEMMs are small (see the
+//! README's table), so the rayon split is the default.
+
+use crate::error::{or_panic, TensorError, TensorResult};
+use crate::{Element, Tensor};
+use ndarray::{ArrayD, IxDyn};
+
+/// Below this many multiply-adds a GEMM is not split across threads.
+const PARALLEL_MIN_MACS: usize = 1 << 21;
+
+/// A raw pointer that may cross to a rayon worker.
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: used only to hand disjoint panels of one output matrix to workers
+// inside a `rayon::scope` that outlives none of the borrows it came from.
+unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as above; the pointer itself is only copied, never dereferenced concurrently on the same elements.
+unsafe impl<T> Sync for SendPtr<T> {}
+
+/// Strided GEMM `C = alpha·A·B + beta·C`, split across rayon when `parallel`.
+///
+/// # Safety
+/// `a`, `b`, `c` must address `m x k`, `k x n`, `m x n` matrices under their
+/// strides; `c` must not alias `a` or `b`, and distinct (i, j) of `c` must be
+/// distinct elements.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_strided<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: *const T,
+    (rsa, csa): (isize, isize),
+    b: *const T,
+    (rsb, csb): (isize, isize),
+    beta: T,
+    c: *mut T,
+    (rsc, csc): (isize, isize),
+    parallel: bool,
+) {
+    let threads = rayon::current_num_threads();
+    let split = parallel
+        && !cfg!(feature = "matrixmultiply-threading")
+        && threads > 1
+        && m * n * k >= PARALLEL_MIN_MACS;
+    if !split {
+        // SAFETY: the caller's contract.
+        unsafe { T::gemm_kernel(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) };
+        return;
+    }
+    // Split the longer output side into one panel per thread, rounded to the
+    // micro-kernel's multiple of 8 so no panel gets a ragged edge it need not.
+    let along_rows = m >= n;
+    let len = if along_rows { m } else { n };
+    let panel = len.div_ceil(threads).div_ceil(8) * 8;
+    let (a, b, c) = (SendPtr(a as *mut T), SendPtr(b as *mut T), SendPtr(c));
+    rayon::scope(|s| {
+        for start in (0..len).step_by(panel) {
+            let size = panel.min(len - start);
+            s.spawn(move |_| {
+                let (a, b, c) = (a, b, c);
+                // SAFETY: each panel covers rows (or columns) start..start+size of
+                // C and the matching rows of A (or columns of B): in bounds by the
+                // caller's contract, disjoint in C across panels.
+                unsafe {
+                    if along_rows {
+                        let ap = a.0.offset(start as isize * rsa);
+                        let cp = c.0.offset(start as isize * rsc);
+                        T::gemm_kernel(
+                            size, k, n, alpha, ap, rsa, csa, b.0, rsb, csb, beta, cp, rsc, csc,
+                        );
+                    } else {
+                        let bp = b.0.offset(start as isize * csb);
+                        let cp = c.0.offset(start as isize * csc);
+                        T::gemm_kernel(
+                            m, k, size, alpha, a.0, rsa, csa, bp, rsb, csb, beta, cp, rsc, csc,
+                        );
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// A row-major matrix in a slice, used as stored or transposed.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a, T> {
+    /// The elements, row-major.
+    pub data: &'a [T],
+    /// Stored rows.
+    pub rows: usize,
+    /// Stored columns.
+    pub cols: usize,
+    /// Use the transpose of the stored matrix.
+    pub transposed: bool,
+}
+
+impl<'a, T> MatRef<'a, T> {
+    /// The stored matrix as it is.
+    pub fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
+        MatRef {
+            data,
+            rows,
+            cols,
+            transposed: false,
+        }
+    }
+    /// The transpose of the stored matrix (no copy).
+    pub fn t(self) -> Self {
+        MatRef {
+            transposed: !self.transposed,
+            ..self
+        }
+    }
+    fn logical(&self) -> (usize, usize, isize, isize) {
+        let (r, c) = (self.rows, self.cols);
+        if self.transposed {
+            (c, r, 1, c as isize)
+        } else {
+            (r, c, c as isize, 1)
+        }
+    }
+}
+
+/// Safe slice GEMM: `c (m x n, row-major) = alpha·op(a)·op(b) + beta·c`.
+/// Panics when the sizes do not fit (a programming error inside the crate's kernels).
+pub fn gemm<T: Element>(
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    beta: T,
+    c: &mut [T],
+    parallel: bool,
+) {
+    let (m, k, rsa, csa) = a.logical();
+    let (k2, n, rsb, csb) = b.logical();
+    assert!(
+        k == k2
+            && a.data.len() >= a.rows * a.cols
+            && b.data.len() >= b.rows * b.cols
+            && c.len() >= m * n,
+        "gemm: operands {m}x{k} · {k2}x{n} do not fit their slices or the output of {}",
+        c.len()
+    );
+    // SAFETY: sizes checked above; `c` is a distinct &mut borrow.
+    unsafe {
+        gemm_strided(
+            m,
+            k,
+            n,
+            alpha,
+            a.data.as_ptr(),
+            (rsa, csa),
+            b.data.as_ptr(),
+            (rsb, csb),
+            beta,
+            c.as_mut_ptr(),
+            (n as isize, 1),
+            parallel,
+        )
+    }
+}
+
+impl<T: Element> Tensor<T> {
+    /// Strides usable by matrixmultiply (non-negative), copying if needed.
+    fn gemm_operand(&self) -> Self {
+        if self.strides().iter().any(|&s| s < 0) {
+            self.to_contiguous()
+        } else {
+            self.clone()
+        }
+    }
+
+    /// Matrix product: `[m, k] · [k, n]`, or batched `[b, m, k] · [b, n... ]`
+    /// (`[b, m, k] · [b, k, n]`, a batch of 1 on either side broadcasts). Either
+    /// operand may be a transposed view (`x.t()`), which costs no copy.
+    pub fn try_matmul(&self, other: &Self) -> TensorResult<Self> {
+        let (a, b) = (self.gemm_operand(), other.gemm_operand());
+        let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
+        let bad = |axis, why: &str| Err(TensorError::mismatch("matmul", &sa, &sb, axis, why));
+        match (sa.len(), sb.len()) {
+            (2, 2) => {
+                if sa[1] != sb[0] {
+                    return bad(
+                        Some(1),
+                        &format!(
+                            "inner sizes differ: {} (axis 1 of lhs) vs {} (axis 0 of rhs)",
+                            sa[1], sb[0]
+                        ),
+                    );
+                }
+                let (m, k, n) = (sa[0], sa[1], sb[1]);
+                let mut out = vec![T::zero(); m * n];
+                let (ps, qs) = (a.strides(), b.strides());
+                // SAFETY: shapes and strides come from live ndarray views of these sizes.
+                unsafe {
+                    gemm_strided(
+                        m,
+                        k,
+                        n,
+                        T::one(),
+                        a.data.as_ptr(),
+                        (ps[0], ps[1]),
+                        b.data.as_ptr(),
+                        (qs[0], qs[1]),
+                        T::zero(),
+                        out.as_mut_ptr(),
+                        (n as isize, 1),
+                        true,
+                    );
+                }
+                Tensor::from_vec(&[m, n], out)
+            }
+            (3, 3) => {
+                if sa[2] != sb[1] {
+                    return bad(
+                        Some(2),
+                        &format!(
+                            "inner sizes differ: {} (axis 2 of lhs) vs {} (axis 1 of rhs)",
+                            sa[2], sb[1]
+                        ),
+                    );
+                }
+                if sa[0] != sb[0] && sa[0] != 1 && sb[0] != 1 {
+                    return bad(Some(0), "batch sizes differ and neither is 1");
+                }
+                let (bs, m, k, n) = (sa[0].max(sb[0]), sa[1], sa[2], sb[2]);
+                let mut out = ArrayD::<T>::zeros(IxDyn(&[bs, m, n]));
+                let (ps, qs) = (a.strides().to_vec(), b.strides().to_vec());
+                let (pa, pb) = (
+                    SendPtr(a.data.as_ptr() as *mut T),
+                    SendPtr(b.data.as_ptr() as *mut T),
+                );
+                let inner_parallel = bs < rayon::current_num_threads();
+                use rayon::prelude::*;
+                out.as_slice_mut()
+                    .expect("fresh array")
+                    .par_chunks_mut((m * n).max(1))
+                    .enumerate()
+                    .for_each(|(i, c)| {
+                        let (pa, pb) = (pa, pb);
+                        let ia = if sa[0] == 1 { 0 } else { i } as isize;
+                        let ib = if sb[0] == 1 { 0 } else { i } as isize;
+                        // SAFETY: batch i of each operand is in bounds (i < batch or the batch is 1);
+                        // `c` is this batch's own output chunk.
+                        unsafe {
+                            gemm_strided(
+                                m,
+                                k,
+                                n,
+                                T::one(),
+                                pa.0.offset(ia * ps[0]),
+                                (ps[1], ps[2]),
+                                pb.0.offset(ib * qs[0]),
+                                (qs[1], qs[2]),
+                                T::zero(),
+                                c.as_mut_ptr(),
+                                (n as isize, 1),
+                                inner_parallel,
+                            );
+                        }
+                    });
+                Ok(Tensor::from_array(out))
+            }
+            _ => bad(None, "expects two 2-D or two 3-D tensors"),
+        }
+    }
+
+    /// See [`Tensor::try_matmul`].
+    #[track_caller]
+    pub fn matmul(&self, other: &Self) -> Self {
+        or_panic(self.try_matmul(other))
+    }
+}

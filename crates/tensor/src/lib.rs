@@ -1,0 +1,148 @@
+//! # tensor
+//!
+//! N-dimensional tensors for `regularface-rs`, the lowest crate of the engine.
+//!
+//! * [`Tensor<T>`] is a shared, copy-on-write n-d array (`ndarray::ArcArray`) of
+//!   an [`Element`]: `f32` for speed, `f64` for gradient checks.
+//! * Elementwise ops broadcast like NumPy; their contiguous fast paths run in
+//!   kernels compiled twice (portable and AVX2+FMA) and picked at run time
+//!   ([`simd`]), split across `rayon` above a size threshold.
+//! * [`gemm`] multiplies strided matrices on `matrixmultiply`, so a transposed
+//!   operand is a view, never a copy.
+//! * [`conv`] and [`pool`] hold NCHW convolution (im2col + GEMM) and pooling
+//!   kernels with their gradients.
+//! * Every shape-checking op has a fallible `try_*` form returning a
+//!   [`TensorError`] that names the op, both shapes and the axis at fault; the
+//!   plain form panics with the same message.
+//!
+//! ```
+//! use tensor::Tensor;
+//! let a = Tensor::<f32>::from_vec(&[2, 3], vec![1., 2., 3., 4., 5., 6.]).unwrap();
+//! let b = Tensor::<f32>::from_vec(&[3], vec![10., 20., 30.]).unwrap();
+//! let c = a.add(&b); // broadcast over rows
+//! assert_eq!(c.to_vec(), vec![11., 22., 33., 14., 25., 36.]);
+//! let p = a.matmul(&a.t()); // a · aᵀ, the transpose is a view
+//! assert_eq!(p.shape(), &[2, 2]);
+//! ```
+
+pub mod conv;
+mod elementwise;
+mod error;
+pub mod gemm;
+mod index;
+pub mod pool;
+pub mod random;
+mod reduce;
+mod shape;
+pub mod simd;
+mod tensor;
+
+pub use conv::Conv2dParams;
+pub use error::{TensorError, TensorResult};
+pub use pool::Pool2dParams;
+pub use random::Rng;
+pub use tensor::Tensor;
+
+use num_traits::{Float, FromPrimitive, NumAssign};
+use std::fmt::{Debug, Display};
+use std::iter::Sum;
+
+/// The element types a [`Tensor`] can hold: `f32` and `f64`.
+///
+/// Everything numeric goes through `num-traits`; the only per-type code is the
+/// GEMM entry point, since `matrixmultiply` has one function per precision.
+pub trait Element:
+    Float
+    + FromPrimitive
+    + NumAssign
+    + Sum
+    + ndarray::LinalgScalar
+    + ndarray::ScalarOperand
+    + Send
+    + Sync
+    + Debug
+    + Display
+    + Default
+    + 'static
+{
+    /// Name of the type as written in checkpoints (`F32`, `F64`).
+    const DTYPE: &'static str;
+
+    /// `C = alpha * A * B + beta * C` on strided row/column layouts.
+    ///
+    /// # Safety
+    /// The pointers must address `m x k`, `k x n` and `m x n` matrices under the
+    /// given strides, and `c` must not alias `a` or `b`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_kernel(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+
+    /// Convert from `f64` (constants in kernels and tests).
+    fn from_f64_lossy(v: f64) -> Self {
+        <Self as FromPrimitive>::from_f64(v).expect("finite f64 converts to a float")
+    }
+}
+
+impl Element for f32 {
+    const DTYPE: &'static str = "F32";
+    unsafe fn gemm_kernel(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: f32,
+        a: *const f32,
+        rsa: isize,
+        csa: isize,
+        b: *const f32,
+        rsb: isize,
+        csb: isize,
+        beta: f32,
+        c: *mut f32,
+        rsc: isize,
+        csc: isize,
+    ) {
+        // SAFETY: forwarded from the caller's contract above.
+        unsafe {
+            matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+        }
+    }
+}
+
+impl Element for f64 {
+    const DTYPE: &'static str = "F64";
+    unsafe fn gemm_kernel(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: f64,
+        a: *const f64,
+        rsa: isize,
+        csa: isize,
+        b: *const f64,
+        rsb: isize,
+        csb: isize,
+        beta: f64,
+        c: *mut f64,
+        rsc: isize,
+        csc: isize,
+    ) {
+        // SAFETY: forwarded from the caller's contract above.
+        unsafe {
+            matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+        }
+    }
+}
