@@ -146,3 +146,4 @@ impl Element for f64 {
         }
     }
 }
+pub use ndarray;
