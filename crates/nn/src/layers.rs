@@ -1,0 +1,336 @@
+//! The layers. Each holds its parameters as [`Param`]s named like PyTorch's
+//! (`weight`, `bias`; BatchNorm's `running_mean` / `running_var` as buffers).
+
+use crate::init;
+use crate::module::{join, Module, TensorKind};
+use autograd::{Param, Var};
+use std::cell::{Cell, RefCell};
+use tensor::{Conv2dParams, Element, Pool2dParams, Rng, Tensor};
+
+/// 2-D convolution, weight `[O, C, kh, kw]` (OIHW, as PyTorch), optional bias `[O]`.
+pub struct Conv2d<T: Element> {
+    /// The kernel.
+    pub weight: Param<T>,
+    /// The bias, if any.
+    pub bias: Option<Param<T>>,
+    /// Stride and padding.
+    pub params: Conv2dParams,
+}
+
+impl<T: Element> Conv2d<T> {
+    /// A convolution from given tensors.
+    pub fn from_tensors(weight: Tensor<T>, bias: Option<Tensor<T>>, params: Conv2dParams) -> Self {
+        Conv2d {
+            weight: Param::new(weight),
+            bias: bias.map(Param::new),
+            params,
+        }
+    }
+
+    /// `in_ch → out_ch` with a square kernel, Xavier-uniform weight and zero bias.
+    pub fn xavier(
+        in_ch: usize,
+        out_ch: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        bias: bool,
+        rng: &mut Rng,
+    ) -> Self {
+        let w = init::xavier_uniform(&[out_ch, in_ch, kernel, kernel], rng);
+        Self::from_tensors(
+            w,
+            bias.then(|| Tensor::zeros(&[out_ch])),
+            Conv2dParams::new(stride, padding),
+        )
+    }
+}
+
+impl<T: Element> Module<T> for Conv2d<T> {
+    fn forward(&self, x: &Var<T>) -> Var<T> {
+        let b = self.bias.as_ref().map(|b| b.var());
+        x.conv2d(&self.weight.var(), b.as_ref(), self.params)
+    }
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<T>, TensorKind)) {
+        f(join(prefix, "weight"), &self.weight, TensorKind::Parameter);
+        if let Some(b) = &self.bias {
+            f(join(prefix, "bias"), b, TensorKind::Parameter);
+        }
+    }
+}
+
+/// Fully connected layer `y = x Wᵀ + b`, weight `[out, in]` (as PyTorch).
+pub struct Linear<T: Element> {
+    /// `[out, in]`.
+    pub weight: Param<T>,
+    /// `[out]`, if any.
+    pub bias: Option<Param<T>>,
+}
+
+impl<T: Element> Linear<T> {
+    /// Xavier-uniform weight, zero bias.
+    pub fn xavier(inputs: usize, outputs: usize, bias: bool, rng: &mut Rng) -> Self {
+        Linear {
+            weight: Param::new(init::xavier_uniform(&[outputs, inputs], rng)),
+            bias: bias.then(|| Param::new(Tensor::zeros(&[outputs]))),
+        }
+    }
+}
+
+impl<T: Element> Module<T> for Linear<T> {
+    fn forward(&self, x: &Var<T>) -> Var<T> {
+        let w = self.weight.var();
+        assert!(
+            x.shape().len() == 2 && x.shape()[1] == w.shape()[1],
+            "Linear: input {:?} does not fit weight {:?} (needs [N, {}])",
+            x.shape(),
+            w.shape(),
+            w.shape()[1]
+        );
+        let y = x.matmul(&w.t());
+        match &self.bias {
+            Some(b) => y.add(&b.var()),
+            None => y,
+        }
+    }
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<T>, TensorKind)) {
+        f(join(prefix, "weight"), &self.weight, TensorKind::Parameter);
+        if let Some(b) = &self.bias {
+            f(join(prefix, "bias"), b, TensorKind::Parameter);
+        }
+    }
+}
+
+/// PReLU with one slope per channel (axis 1), initialised to 0.25; named `weight` as in PyTorch.
+pub struct PRelu<T: Element> {
+    /// `[channels]`.
+    pub weight: Param<T>,
+}
+
+impl<T: Element> PRelu<T> {
+    /// `channels` slopes of 0.25.
+    pub fn new(channels: usize) -> Self {
+        PRelu {
+            weight: Param::new(Tensor::full(&[channels], T::from_f64_lossy(0.25))),
+        }
+    }
+}
+
+impl<T: Element> Module<T> for PRelu<T> {
+    fn forward(&self, x: &Var<T>) -> Var<T> {
+        x.prelu(&self.weight.var())
+    }
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<T>, TensorKind)) {
+        f(join(prefix, "weight"), &self.weight, TensorKind::Parameter);
+    }
+}
+
+/// Batch normalisation over axis 1 of `[N, C]` (BatchNorm1d) or `[N, C, H, W]` (BatchNorm2d).
+///
+/// Training: normalise with the batch's mean and biased variance, and move the
+/// running statistics by `momentum` (running variance unbiased, as PyTorch).
+/// Evaluation: normalise with the running statistics.
+pub struct BatchNorm<T: Element> {
+    /// Scale γ, `[C]`.
+    pub weight: Param<T>,
+    /// Shift β, `[C]`.
+    pub bias: Param<T>,
+    /// Running mean (buffer).
+    pub running_mean: Param<T>,
+    /// Running variance (buffer).
+    pub running_var: Param<T>,
+    /// Running statistics' update rate.
+    pub momentum: f64,
+    /// Added to the variance.
+    pub eps: f64,
+    training: Cell<bool>,
+}
+
+impl<T: Element> BatchNorm<T> {
+    /// γ = 1, β = 0, running mean 0, running variance 1; momentum 0.1, eps 1e-5.
+    pub fn new(channels: usize) -> Self {
+        BatchNorm {
+            weight: Param::new(Tensor::ones(&[channels])),
+            bias: Param::new(Tensor::zeros(&[channels])),
+            running_mean: Param::new(Tensor::zeros(&[channels])),
+            running_var: Param::new(Tensor::ones(&[channels])),
+            momentum: 0.1,
+            eps: 1e-5,
+            training: Cell::new(true),
+        }
+    }
+}
+
+impl<T: Element> Module<T> for BatchNorm<T> {
+    fn forward(&self, x: &Var<T>) -> Var<T> {
+        let shape = x.shape().to_vec();
+        assert!(
+            (shape.len() == 2 || shape.len() == 4) && shape[1] == self.weight.len(),
+            "BatchNorm: input {shape:?} needs [N, {c}] or [N, {c}, H, W]",
+            c = self.weight.len()
+        );
+        let c = shape[1];
+        let mut bshape = vec![1; shape.len()];
+        bshape[1] = c;
+        let stat_axes: Vec<usize> = (0..shape.len()).filter(|&a| a != 1).collect();
+        let t = T::from_f64_lossy;
+        let (mean, var) = if self.training.get() {
+            let mean = stat_axes
+                .iter()
+                .fold(x.clone(), |m, &a| m.mean_axis(a, true));
+            let centred = x.sub(&mean);
+            let var = stat_axes
+                .iter()
+                .fold(centred.mul(&centred), |v, &a| v.mean_axis(a, true));
+            let count = shape.iter().product::<usize>() / c;
+            let unbias = count as f64 / (count.max(2) - 1) as f64;
+            let m = t(self.momentum);
+            self.running_mean.value_mut().scale_add_assign(
+                T::one() - m,
+                &mean.value().reshape(&[c]),
+                m,
+            );
+            self.running_var.value_mut().scale_add_assign(
+                T::one() - m,
+                &var.value().reshape(&[c]).mul_scalar(t(unbias)),
+                m,
+            );
+            (mean, var)
+        } else {
+            let rm = Var::constant(self.running_mean.value().reshape(&bshape));
+            let rv = Var::constant(self.running_var.value().reshape(&bshape));
+            (rm, rv)
+        };
+        let normed = x.sub(&mean).div(&var.add_scalar(t(self.eps)).sqrt());
+        normed
+            .mul(&self.weight.var().reshape(&bshape))
+            .add(&self.bias.var().reshape(&bshape))
+    }
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<T>, TensorKind)) {
+        f(join(prefix, "weight"), &self.weight, TensorKind::Parameter);
+        f(join(prefix, "bias"), &self.bias, TensorKind::Parameter);
+        f(
+            join(prefix, "running_mean"),
+            &self.running_mean,
+            TensorKind::Buffer,
+        );
+        f(
+            join(prefix, "running_var"),
+            &self.running_var,
+            TensorKind::Buffer,
+        );
+    }
+    fn set_training(&self, training: bool) {
+        self.training.set(training);
+    }
+}
+
+/// 2-D max pooling.
+pub struct MaxPool2d(pub Pool2dParams);
+
+impl<T: Element> Module<T> for MaxPool2d {
+    fn forward(&self, x: &Var<T>) -> Var<T> {
+        x.max_pool2d(self.0)
+    }
+    fn visit(&self, _: &str, _: &mut dyn FnMut(String, &Param<T>, TensorKind)) {}
+}
+
+/// 2-D average pooling.
+pub struct AvgPool2d(pub Pool2dParams);
+
+impl<T: Element> Module<T> for AvgPool2d {
+    fn forward(&self, x: &Var<T>) -> Var<T> {
+        x.avg_pool2d(self.0)
+    }
+    fn visit(&self, _: &str, _: &mut dyn FnMut(String, &Param<T>, TensorKind)) {}
+}
+
+/// `[N, ...]` to `[N, rest]`.
+pub struct Flatten;
+
+impl<T: Element> Module<T> for Flatten {
+    fn forward(&self, x: &Var<T>) -> Var<T> {
+        let n = x.shape()[0];
+        let rest = x.shape()[1..].iter().product();
+        x.reshape(&[n, rest])
+    }
+    fn visit(&self, _: &str, _: &mut dyn FnMut(String, &Param<T>, TensorKind)) {}
+}
+
+/// Inverted dropout with its own seeded generator; the identity in evaluation mode.
+pub struct Dropout {
+    /// Probability of zeroing an element.
+    pub p: f64,
+    rng: RefCell<Rng>,
+    training: Cell<bool>,
+}
+
+impl Dropout {
+    /// Dropout with probability `p`, its masks drawn from `seed`.
+    pub fn new(p: f64, seed: u64) -> Self {
+        assert!(
+            (0.0..1.0).contains(&p),
+            "Dropout: probability {p} must lie in [0, 1)"
+        );
+        Dropout {
+            p,
+            rng: RefCell::new(Rng::new(seed)),
+            training: Cell::new(true),
+        }
+    }
+}
+
+impl<T: Element> Module<T> for Dropout {
+    fn forward(&self, x: &Var<T>) -> Var<T> {
+        x.dropout(self.p, self.training.get(), &mut self.rng.borrow_mut())
+    }
+    fn visit(&self, _: &str, _: &mut dyn FnMut(String, &Param<T>, TensorKind)) {}
+    fn set_training(&self, training: bool) {
+        self.training.set(training);
+    }
+}
+
+/// SphereFace's residual unit: `x + PReLU(conv2(PReLU(conv1(x))))`, 3x3 convs,
+/// stride 1, padding 1, identity skip, no batch norm.
+pub struct ResidualUnit<T: Element> {
+    /// First 3x3 convolution.
+    pub conv1: Conv2d<T>,
+    /// Its PReLU.
+    pub prelu1: PRelu<T>,
+    /// Second 3x3 convolution.
+    pub conv2: Conv2d<T>,
+    /// Its PReLU.
+    pub prelu2: PRelu<T>,
+}
+
+impl<T: Element> ResidualUnit<T> {
+    /// SphereFace's init: Gaussian σ = 0.01 weights, zero biases.
+    pub fn new(channels: usize, rng: &mut Rng) -> Self {
+        let conv = |rng: &mut Rng| {
+            Conv2d::from_tensors(
+                init::gaussian(&[channels, channels, 3, 3], 0.01, rng),
+                Some(Tensor::zeros(&[channels])),
+                Conv2dParams::new(1, 1),
+            )
+        };
+        ResidualUnit {
+            conv1: conv(rng),
+            prelu1: PRelu::new(channels),
+            conv2: conv(rng),
+            prelu2: PRelu::new(channels),
+        }
+    }
+}
+
+impl<T: Element> Module<T> for ResidualUnit<T> {
+    fn forward(&self, x: &Var<T>) -> Var<T> {
+        let h = self.prelu1.forward(&self.conv1.forward(x));
+        x.add(&self.prelu2.forward(&self.conv2.forward(&h)))
+    }
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<T>, TensorKind)) {
+        self.conv1.visit(&join(prefix, "conv1"), f);
+        self.prelu1.visit(&join(prefix, "prelu1"), f);
+        self.conv2.visit(&join(prefix, "conv2"), f);
+        self.prelu2.visit(&join(prefix, "prelu2"), f);
+    }
+}

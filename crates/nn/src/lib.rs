@@ -1,0 +1,30 @@
+//! # nn
+//!
+//! Layers, the networks of the SphereFace / RegularFace papers, initialisers,
+//! optimisers, learning-rate schedules and safetensors checkpoints.
+//!
+//! * [`Module`]: a forward pass plus a visitor over named tensors in PyTorch's
+//!   dotted style (`stage1.unit0.conv1.weight`), so checkpoints load into an
+//!   equivalent PyTorch module.
+//! * Layers: [`Conv2d`], [`Linear`], [`PRelu`], [`BatchNorm`], [`MaxPool2d`],
+//!   [`AvgPool2d`], [`Dropout`], [`Flatten`], [`Sequential`], [`ResidualUnit`].
+//! * Models: [`SphereFace`] (4/10/20/36/64 layers) and [`LeNetPlusPlus`].
+//! * [`optim`]: SGD (momentum, Nesterov, per-parameter weight-decay multiplier),
+//!   Adam, AdamW, with savable state; [`schedule`]: multi-step, step, cosine, warm-up.
+//! * [`checkpoint`]: atomic safetensors writes with a checksum, loads that list every mismatch.
+
+pub mod checkpoint;
+pub mod init;
+mod layers;
+mod lenetpp;
+mod module;
+pub mod optim;
+pub mod schedule;
+mod sphereface;
+
+pub use layers::{
+    AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, Linear, MaxPool2d, PRelu, ResidualUnit,
+};
+pub use lenetpp::LeNetPlusPlus;
+pub use module::{Module, Sequential, TensorKind};
+pub use sphereface::{SphereFace, SphereFaceConfig};

@@ -1,0 +1,117 @@
+//! The `Module` trait and the `Sequential` container.
+
+use autograd::{Param, Var};
+use tensor::Element;
+
+/// Whether a named tensor is trained or only tracked (BatchNorm's running statistics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TensorKind {
+    /// Trained by the optimiser.
+    Parameter,
+    /// Saved and loaded, never trained.
+    Buffer,
+}
+
+/// A layer or network.
+pub trait Module<T: Element> {
+    /// The forward pass.
+    fn forward(&self, x: &Var<T>) -> Var<T>;
+
+    /// Call `f` on every named tensor, names prefixed with `prefix` (dotted).
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<T>, TensorKind));
+
+    /// Switch between training and evaluation behaviour (dropout, batch norm).
+    fn set_training(&self, _training: bool) {}
+
+    /// Trainable parameters with their dotted names, in a fixed order.
+    fn parameters(&self) -> Vec<(String, Param<T>)> {
+        let mut out = vec![];
+        self.visit("", &mut |name, p, kind| {
+            if kind == TensorKind::Parameter {
+                out.push((name, p.clone()));
+            }
+        });
+        out
+    }
+
+    /// Every named tensor, parameters and buffers (what a checkpoint holds).
+    fn state(&self) -> Vec<(String, Param<T>)> {
+        let mut out = vec![];
+        self.visit("", &mut |name, p, _| out.push((name, p.clone())));
+        out
+    }
+
+    /// Number of trainable scalars.
+    fn num_parameters(&self) -> usize {
+        self.parameters().iter().map(|(_, p)| p.len()).sum()
+    }
+
+    /// Zero every parameter's gradient.
+    fn zero_grad(&self) {
+        self.parameters().iter().for_each(|(_, p)| p.zero_grad());
+    }
+}
+
+/// Join a prefix and a name with a dot (no dot after an empty prefix).
+pub(crate) fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// Modules applied in order; children are named by their index (`0`, `1`, ...)
+/// unless given a name.
+#[derive(Default)]
+pub struct Sequential<T: Element> {
+    layers: Vec<(String, Box<dyn Module<T>>)>,
+}
+
+impl<T: Element> Sequential<T> {
+    /// An empty sequence.
+    pub fn new() -> Self {
+        Sequential { layers: vec![] }
+    }
+
+    /// Append a layer named by its position.
+    pub fn push(mut self, layer: impl Module<T> + 'static) -> Self {
+        let name = self.layers.len().to_string();
+        self.layers.push((name, Box::new(layer)));
+        self
+    }
+
+    /// Append a layer under a given name.
+    pub fn push_named(mut self, name: &str, layer: impl Module<T> + 'static) -> Self {
+        self.layers.push((name.to_string(), Box::new(layer)));
+        self
+    }
+
+    /// Number of layers.
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+}
+
+impl<T: Element> Module<T> for Sequential<T> {
+    fn forward(&self, x: &Var<T>) -> Var<T> {
+        self.layers
+            .iter()
+            .fold(x.clone(), |h, (_, l)| l.forward(&h))
+    }
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<T>, TensorKind)) {
+        for (name, l) in &self.layers {
+            l.visit(&join(prefix, name), f);
+        }
+    }
+    fn set_training(&self, training: bool) {
+        self.layers
+            .iter()
+            .for_each(|(_, l)| l.set_training(training));
+    }
+}
