@@ -10,7 +10,7 @@
 
 use crate::module::Module;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -135,7 +135,7 @@ pub fn save<T: Element>(
             detail: format!("tensor name `{}` given twice", w[0].0),
         });
     }
-    let mut meta: HashMap<String, String> = metadata
+    let mut meta: hashbrown::HashMap<String, String> = metadata
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
