@@ -1,0 +1,120 @@
+//! Batches: normalisation, random flips, a deterministic order, and a
+//! prefetching thread.
+//!
+//! The batch of global step `s` depends only on (seed, s): the epoch's
+//! permutation comes from `Rng(seed, epoch)` and the flips from `Rng(seed, s)`.
+//! So a run resumed at step `s` sees exactly the batches the uninterrupted run
+//! would have seen.
+
+use super::FaceSet;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use tensor::{Rng, Tensor};
+
+/// One training batch.
+pub struct Batch {
+    /// `[B, C, H, W]`, normalised `(x - 127.5) / 128`.
+    pub images: Tensor<f32>,
+    /// Identity of each image.
+    pub labels: Vec<usize>,
+}
+
+/// Images `indices` of `set` as a normalised tensor, each mirrored where `flip` says so.
+pub fn to_tensor(set: &FaceSet, indices: &[usize], flip: &[bool]) -> Tensor<f32> {
+    let (c, h, w) = (set.channels, set.height, set.width);
+    let mut out = vec![0f32; indices.len() * set.image_len()];
+    for (k, (&i, &f)) in indices.iter().zip(flip).enumerate() {
+        let src = set.image(i);
+        let dst = &mut out[k * set.image_len()..(k + 1) * set.image_len()];
+        for row in 0..c * h {
+            for col in 0..w {
+                let sc = if f { w - 1 - col } else { col };
+                dst[row * w + col] = (src[row * w + sc] as f32 - 127.5) / 128.0;
+            }
+        }
+    }
+    Tensor::from_vec(&[indices.len(), c, h, w], out).expect("sizes agree")
+}
+
+/// The deterministic batch order of a training run.
+#[derive(Debug, Clone, Copy)]
+pub struct Sampler {
+    /// Images in the set.
+    pub len: usize,
+    /// Images per batch.
+    pub batch: usize,
+    /// Seed of the order and the flips.
+    pub seed: u64,
+    /// Mirror images at random.
+    pub flip: bool,
+}
+
+impl Sampler {
+    /// Full batches per epoch (the tail of each permutation is dropped).
+    pub fn steps_per_epoch(&self) -> usize {
+        (self.len / self.batch).max(1)
+    }
+
+    /// Image indices and flips of global step `step`.
+    pub fn batch_at(&self, step: u64) -> (Vec<usize>, Vec<bool>) {
+        let spe = self.steps_per_epoch() as u64;
+        let (epoch, j) = (step / spe, (step % spe) as usize);
+        let mut perm: Vec<usize> = (0..self.len).collect();
+        Rng::new(self.seed ^ 0xE90C_0000 ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .shuffle(&mut perm);
+        let take = self.batch.min(self.len);
+        let idx = perm[j * take..(j + 1) * take].to_vec();
+        let mut rng = Rng::new(self.seed ^ 0xF11F_0000 ^ step.wrapping_mul(0xBF58_476D_1CE4_E5B9));
+        let flips = idx
+            .iter()
+            .map(|_| self.flip && rng.uniform() < 0.5)
+            .collect();
+        (idx, flips)
+    }
+}
+
+/// Batches of steps `start..end`, assembled on a background thread `depth` ahead.
+pub struct Prefetcher {
+    rx: Receiver<Batch>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Prefetcher {
+    /// Start assembling batches.
+    pub fn start(set: Arc<FaceSet>, sampler: Sampler, start: u64, end: u64, depth: usize) -> Self {
+        let (tx, rx) = sync_channel(depth.max(1));
+        let handle = std::thread::spawn(move || {
+            for step in start..end {
+                let (idx, flips) = sampler.batch_at(step);
+                let batch = Batch {
+                    images: to_tensor(&set, &idx, &flips),
+                    labels: idx.iter().map(|&i| set.labels[i]).collect(),
+                };
+                if tx.send(batch).is_err() {
+                    return; // the consumer stopped early
+                }
+            }
+        });
+        Prefetcher {
+            rx,
+            handle: Some(handle),
+        }
+    }
+
+    /// The next batch, or `None` after the last step.
+    pub fn next_batch(&mut self) -> Option<Batch> {
+        self.rx.recv().ok()
+    }
+}
+
+impl Drop for Prefetcher {
+    fn drop(&mut self) {
+        // Unblock the producer, then wait for it, so no thread outlives the loader.
+        let (_tx, rx) = sync_channel(1);
+        drop(std::mem::replace(&mut self.rx, rx));
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
