@@ -1,0 +1,152 @@
+//! The command line: error paths print one clear line and exit non-zero; the
+//! main job runs end to end in a tiny setting.
+
+use std::process::Command;
+
+fn regularface(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_regularface"))
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run the binary");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn error_paths_print_one_clear_line() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["train", "--margin", "7", "--steps", "1"],
+            "--margin 7 is not valid for A-Softmax: choose 1, 2, 3 or 4",
+        ),
+        (
+            &["train", "--exclusive=-0.5", "--steps", "1"],
+            "--exclusive -0.5 must be a non-negative number",
+        ),
+        (
+            &["train", "--data", "/nonexistent/faces", "--steps", "1"],
+            "data folder /nonexistent/faces does not exist",
+        ),
+        (
+            &["train", "--lfw", "/nonexistent/lfw", "--steps", "1"],
+            "cannot read /nonexistent/lfw/pairs.txt",
+        ),
+        (&["train", "--batch", "1"], "--batch 1 must be at least 2"),
+        (
+            &[
+                "verify",
+                "--checkpoint",
+                "/nonexistent/c.safetensors",
+                "a.png",
+                "b.png",
+            ],
+            "checkpoint /nonexistent/c.safetensors",
+        ),
+        (
+            &["compare", "--with-exclusive", "0"],
+            "--with-exclusive 0 must be positive",
+        ),
+    ];
+    for (args, want) in cases {
+        let (ok, _, err) = regularface(args);
+        assert!(!ok, "{args:?} should fail");
+        let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {err}");
+        assert!(
+            lines[0].contains(want),
+            "{args:?}: got `{}`, want `{want}`",
+            lines[0]
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("stack backtrace"),
+            "{args:?}: {err}"
+        );
+    }
+    // clap's own errors for unknown values are one line too
+    let (ok, _, err) = regularface(&["train", "--model", "resnet"]);
+    assert!(!ok && err.contains("invalid value 'resnet'"), "{err}");
+}
+
+#[test]
+fn compare_train_embed_and_verify_end_to_end() {
+    let dir = std::env::temp_dir().join(format!("regularface-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.to_str().unwrap();
+    let tiny = [
+        "--steps",
+        "4",
+        "--identities",
+        "10",
+        "--images-per-identity",
+        "4",
+        "--test-identities",
+        "20",
+        "--height",
+        "32",
+        "--width",
+        "32",
+        "--feature-dim",
+        "32",
+        "--quiet",
+    ];
+    let mut args = vec!["compare", "--out", out];
+    args.extend(tiny);
+    let (ok, stdout, err) = regularface(&args);
+    assert!(ok, "{err}");
+    assert!(
+        stdout.contains("baseline") && stdout.contains("exclusive") && stdout.contains("Sep mean"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("compare.json")).unwrap()).unwrap();
+    assert_eq!(report["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(report["runs"][1]["exclusive"], 1.0);
+
+    // embed and verify with the trained checkpoint on two images written to disk
+    let ckpt = dir.join("baseline").join("checkpoint.safetensors");
+    let img = image::RgbImage::from_fn(32, 32, |x, y| {
+        image::Rgb([(x * 8) as u8, (y * 8) as u8, 90])
+    });
+    let (a, b) = (dir.join("a.png"), dir.join("b.png"));
+    img.save(&a).unwrap();
+    image::imageops::flip_horizontal(&img).save(&b).unwrap();
+    let (ok, stdout, err) = regularface(&[
+        "embed",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        a.to_str().unwrap(),
+        "--format",
+        "csv",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        stdout.trim().split(',').count(),
+        1 + 64,
+        "path plus 2 x 32 features"
+    );
+    let (ok, stdout, err) = regularface(&[
+        "verify",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        stdout.contains("cosine")
+            && (stdout.contains("same person") || stdout.contains("different people")),
+        "{stdout}"
+    );
+    // a model checkpoint that does not exist as an image
+    let (ok, _, err) = regularface(&[
+        "embed",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "/nonexistent.png",
+    ]);
+    assert!(!ok && err.contains("cannot read /nonexistent.png"), "{err}");
+}

@@ -1,0 +1,119 @@
+//! LFW `pairs.txt` / `people.txt` parsers: small fixtures, malformed lines, and
+//! the real files when `../shared/data/lfw` exists.
+
+use regularface::data::lfw::{parse_pairs, parse_people, Lfw};
+use std::path::Path;
+
+const PAIRS: &str = "2 2\nAlice 1 2\nBob 1 3\nAlice 1 Bob 2\nCarol 1 Alice 2\nCarol 1 2\nDave 2 3\nDave 1 Carol 2\nBob 3 Dave 1\n";
+const PEOPLE: &str = "2\n2\nAlice 2\nBob 3\n1\nCarol 2\n";
+
+#[test]
+fn parses_a_small_pairs_file() {
+    let p = parse_pairs(PAIRS, "pairs.txt").unwrap();
+    assert_eq!(p.len(), 8);
+    assert!(p[0].same() && p[1].same() && !p[2].same() && !p[3].same());
+    assert_eq!(
+        (
+            p[2].name_a.as_str(),
+            p[2].num_a,
+            p[2].name_b.as_str(),
+            p[2].num_b,
+            p[2].fold
+        ),
+        ("Alice", 1, "Bob", 2, 0)
+    );
+    assert_eq!(p[4].fold, 1);
+    assert_eq!(p.iter().filter(|x| x.same()).count(), 4);
+}
+
+#[test]
+fn parses_a_small_people_file() {
+    let p = parse_people(PEOPLE, "people.txt").unwrap();
+    assert_eq!(
+        p,
+        vec![
+            vec![("Alice".to_string(), 2), ("Bob".to_string(), 3)],
+            vec![("Carol".to_string(), 2)]
+        ]
+    );
+}
+
+#[test]
+fn malformed_lines_are_reported_with_their_line_number() {
+    let cases = [
+        (
+            "2 2\nAlice 1 2\nBob 1 x\n",
+            "pairs.txt:3: image number `x` is not a whole number",
+        ),
+        (
+            "2 2\nAlice 1 2\nAlice 1 Bob 2\n",
+            "pairs.txt:3: expected a matched pair",
+        ),
+        (
+            "2 2\nAlice 1 2\nBob 1 2\nAlice 1 Bob\n",
+            "pairs.txt:4: expected a mismatched pair",
+        ),
+        ("10\n", "pairs.txt:1: header `10` must be"),
+        (
+            "1 1\nAlice 0 2\nAlice 1 Bob 2\n",
+            "pairs.txt:2: image numbers start at 1",
+        ),
+        ("1 1\nAlice 1 2\n", "pairs.txt: ends early in fold 1"),
+        (
+            "1 1\nAlice 1 2\nAlice 1 Bob 2\nextra\n",
+            "pairs.txt:4: unexpected line `extra`",
+        ),
+        ("", "pairs.txt: empty file"),
+    ];
+    for (text, want) in cases {
+        let err = format!("{:#}", parse_pairs(text, "pairs.txt").unwrap_err());
+        assert!(err.contains(want), "{text:?}: got `{err}`, want `{want}`");
+    }
+    let err = format!(
+        "{:#}",
+        parse_people("1\n2\nAlice 2\nBob\n", "people.txt").unwrap_err()
+    );
+    assert!(
+        err.contains("people.txt:4: expected `name count`, found `Bob`"),
+        "{err}"
+    );
+    let err = format!(
+        "{:#}",
+        parse_people("2\n1\nAlice 2\n", "people.txt").unwrap_err()
+    );
+    assert!(err.contains("ends before fold 2"), "{err}");
+}
+
+#[test]
+fn the_real_lfw_files_parse_exactly() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/lfw");
+    if !root.join("pairs.txt").exists() {
+        println!(
+            "skipped: {} not found (LFW is in the shared data folder on CI)",
+            root.display()
+        );
+        return;
+    }
+    let lfw = Lfw::open(&root).unwrap();
+    assert_eq!(lfw.pairs.len(), 6000);
+    for fold in 0..10 {
+        let f: Vec<_> = lfw.pairs.iter().filter(|p| p.fold == fold).collect();
+        assert_eq!(f.len(), 600);
+        assert_eq!(f.iter().filter(|p| p.same()).count(), 300);
+        assert!(f[..300].iter().all(|p| p.same()) && f[300..].iter().all(|p| !p.same()));
+    }
+    assert_eq!(lfw.people.len(), 10);
+    let people: usize = lfw.people.iter().map(|f| f.len()).sum();
+    let images: usize = lfw.people.iter().flatten().map(|(_, c)| c).sum();
+    assert!(
+        people > 5000 && images > 12000,
+        "{people} people, {images} images"
+    );
+    // every image a pair names exists on disk
+    for p in lfw.pairs.iter().step_by(97) {
+        assert!(
+            regularface::data::lfw::image_path(&root, &p.name_a, p.num_a).exists(),
+            "{p:?}"
+        );
+    }
+}
