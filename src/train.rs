@@ -272,7 +272,7 @@ pub fn train(cfg: &TrainConfig, data: Arc<FaceSet>, opts: &TrainOptions) -> Resu
     let mut progress = Progress::new(cfg.steps, first_step, opts.progress);
     let mut history = vec![];
     let (t0, mut t_log, mut images_since_log) = (Instant::now(), Instant::now(), 0usize);
-    let mut last_good = first_step;
+    let mut last_good = opts.resume.is_some().then_some(first_step);
     for step in first_step..end {
         let batch = loader
             .next_batch()
@@ -283,14 +283,17 @@ pub fn train(cfg: &TrainConfig, data: Arc<FaceSet>, opts: &TrainOptions) -> Resu
             terms.total = f64::NAN;
         }
         if !terms.total.is_finite() {
+            let kept = match last_good {
+                Some(s) => format!("the last good checkpoint ({}, step {s}) is intact; resume from it with a lower --lr", ckpt_path.display()),
+                None => "no checkpoint had been written yet; start again with a lower --lr".to_string(),
+            };
             bail!(
-                "training diverged at step {}: loss {} (main {}, center {}, exclusive {}); stopped without saving. The last good checkpoint ({}, step {last_good}) is intact; resume from it with a lower --lr",
+                "training diverged at step {}: loss {} (main {}, center {}, exclusive {}); stopped without saving: {kept}",
                 step + 1,
                 terms.total,
                 terms.main,
                 terms.center,
-                terms.exclusive,
-                ckpt_path.display()
+                terms.exclusive
             );
         }
         loss.backward().context("backward")?;
@@ -327,7 +330,7 @@ pub fn train(cfg: &TrainConfig, data: Arc<FaceSet>, opts: &TrainOptions) -> Resu
         }
         if opts.checkpoint_every > 0 && done % opts.checkpoint_every == 0 && done < cfg.steps {
             save(&ckpt_path, &model, &opt, done, &meta)?;
-            last_good = done;
+            last_good = Some(done);
         }
     }
     drop(loader);

@@ -385,12 +385,18 @@ pub fn try_conv2d_backward<T: Element>(
     });
 
     let weight_grad = want_weight.then(|| {
-        let gw = xs
-            .par_chunks(xg_len)
-            .zip(gys.par_chunks(gyg_len))
-            .fold(
-                || (vec![T::zero(); ok], Vec::new(), Vec::new()),
-                |(mut acc, mut buf, mut wide), (xg, gyg)| {
+        // Deterministic for a given thread count: the groups are cut into one
+        // contiguous range per worker, each range sums into its own buffer in
+        // order, and the buffers are added in order. (A rayon fold would split
+        // by work stealing and change the float summation order run to run.)
+        let groups: Vec<(&[T], &[T])> = xs.chunks(xg_len).zip(gys.chunks(gyg_len)).collect();
+        let parts = rayon::current_num_threads().min(groups.len()).max(1);
+        let per = groups.len().div_ceil(parts);
+        let partials: Vec<Vec<T>> = groups
+            .par_chunks(per.max(1))
+            .map(|range| {
+                let (mut acc, mut buf, mut wide) = (vec![T::zero(); ok], Vec::new(), Vec::new());
+                for &(xg, gyg) in range {
                     let cols = wide_grad(gyg, &mut wide);
                     let gm =
                         MatRef::new(if cols == g.pixels() { gyg } else { &wide[..] }, g.o, cols);
@@ -403,17 +409,14 @@ pub fn try_conv2d_backward<T: Element>(
                         &mut acc,
                         inner,
                     );
-                    (acc, buf, wide)
-                },
-            )
-            .map(|(acc, _, _)| acc)
-            .reduce(
-                || vec![T::zero(); ok],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(x, &y)| *x += y);
-                    a
-                },
-            );
+                }
+                acc
+            })
+            .collect();
+        let mut gw = vec![T::zero(); ok];
+        for p in &partials {
+            gw.iter_mut().zip(p).for_each(|(x, &y)| *x += y);
+        }
         Tensor::from_vec(weight.shape(), gw).expect("weight-sized")
     });
 

@@ -194,8 +194,8 @@ unary_ops! {
     max_scalar(s: T) = |x| x.max(s);
     /// `min(x, s)`.
     min_scalar(s: T) = |x| x.min(s);
-    /// `x` limited to `[lo, hi]`.
-    clamp(lo: T, hi: T) = |x| x.max(lo).min(hi);
+    /// `x` limited to `[lo, hi]`; NaN stays NaN (a clamp must not hide a divergence).
+    clamp(lo: T, hi: T) = |x| if x.is_nan() { x } else { x.max(lo).min(hi) };
     /// 1 where `x > s`, else 0.
     gt_scalar(s: T) = |x| if x > s { T::one() } else { T::zero() };
     /// 1 where `x < s`, else 0.

@@ -576,3 +576,32 @@ fn random_fills_are_reproducible() {
     let v = r.next_u64();
     assert_eq!(Rng::from_state(st).next_u64(), v);
 }
+
+#[test]
+fn conv_weight_gradient_is_bit_reproducible() {
+    // Many groups over the workers: the sum order must not depend on scheduling.
+    let mut rng = Rng::new(14);
+    let x = Tensor::<f32>::rand_normal(&[32, 8, 7, 6], 0.0, 1.0, &mut rng);
+    let w = Tensor::<f32>::rand_normal(&[8, 8, 3, 3], 0.0, 1.0, &mut rng);
+    let gy = Tensor::<f32>::rand_normal(&[32, 8, 7, 6], 0.0, 1.0, &mut rng);
+    let p = Conv2dParams::new(1, 1);
+    let first = conv2d_backward(&gy, &x, &w, p, (false, true, false))
+        .weight
+        .unwrap();
+    for _ in 0..20 {
+        assert_eq!(
+            conv2d_backward(&gy, &x, &w, p, (false, true, false))
+                .weight
+                .unwrap(),
+            first
+        );
+    }
+}
+
+#[test]
+fn clamp_keeps_nan_visible() {
+    let x = Tensor::<f32>::from_vec(&[3], vec![f32::NAN, -5.0, 5.0]).unwrap();
+    let c = x.clamp(-1.0, 1.0).to_vec();
+    assert!(c[0].is_nan());
+    assert_eq!(&c[1..], &[-1.0, 1.0]);
+}
