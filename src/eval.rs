@@ -218,3 +218,37 @@ pub fn tar_at_far(roc: &[(f64, f64)], far: f64) -> f64 {
         .map(|(_, t)| *t)
         .fold(0.0, f64::max)
 }
+
+/// Closed-set identification: the first image of each identity is its gallery
+/// entry, every other image a probe; rank-1 accuracy is the share of probes
+/// whose most similar gallery entry (by cosine) is their own identity.
+/// `None` when no identity has a second image.
+pub fn rank1_identification(features: &[Vec<f32>], labels: &[usize]) -> Option<f64> {
+    let mut gallery: Vec<(usize, usize)> = vec![];
+    for (i, &l) in labels.iter().enumerate() {
+        if !gallery.iter().any(|&(gl, _)| gl == l) {
+            gallery.push((l, i));
+        }
+    }
+    let zero = vec![0.0; features.first().map_or(0, |f| f.len())];
+    let probes: Vec<usize> = (0..labels.len())
+        .filter(|i| !gallery.iter().any(|&(_, g)| g == *i))
+        .collect();
+    if probes.is_empty() || gallery.len() < 2 {
+        return None;
+    }
+    let hits = probes
+        .iter()
+        .filter(|&&p| {
+            let best = gallery.iter().max_by(|a, b| {
+                cosine(&features[p], &features[a.1], &zero).total_cmp(&cosine(
+                    &features[p],
+                    &features[b.1],
+                    &zero,
+                ))
+            });
+            best.is_some_and(|&(l, _)| l == labels[p])
+        })
+        .count();
+    Some(hits as f64 / probes.len() as f64)
+}

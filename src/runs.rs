@@ -4,7 +4,7 @@ use crate::data::images::{load_folder, Skipped};
 use crate::data::lfw::Lfw;
 use crate::data::synthetic::{self, SyntheticConfig};
 use crate::data::{mnist, FaceSet, Pair};
-use crate::eval::{embed, verify_folds, Verification};
+use crate::eval::{embed, rank1_identification, verify_folds, Verification};
 use crate::model::FaceModel;
 use crate::plot;
 use anyhow::{bail, Context, Result};
@@ -207,6 +207,9 @@ pub struct EvalReport {
     pub pairs: usize,
     /// 10-fold verification.
     pub verification: Verification,
+    /// Closed-set rank-1 identification over the evaluation identities (first image of each
+    /// identity as gallery, the rest as probes); null when no identity has two images.
+    pub rank1_identification: Option<f64>,
     /// Inter-class separability of the classifier.
     pub sep: SepReport,
 }
@@ -229,6 +232,7 @@ pub fn evaluate(
         checkpoint: checkpoint.display().to_string(),
         pairs: data.pairs.len(),
         verification,
+        rank1_identification: rank1_identification(&features, &data.eval.labels),
         sep: separability(model),
     };
     std::fs::create_dir_all(out_dir)

@@ -73,3 +73,24 @@ fn threshold_roc_and_tar_by_hand() {
     assert_abs_diff_eq!(tar_at_far(&worse, 0.0), 0.0);
     assert_abs_diff_eq!(tar_at_far(&worse, 0.5), 1.0);
 }
+
+#[test]
+fn rank1_identification_by_hand() {
+    use regularface::eval::rank1_identification;
+    // identities 0 and 1; gallery = first image of each ((1,0) and (0,1)).
+    let feats = vec![
+        vec![1.0, 0.0],
+        vec![0.0, 1.0],
+        vec![0.9, 0.1],
+        vec![0.2, 0.8],
+        vec![0.7, 0.3],
+    ];
+    let labels = [0, 1, 0, 1, 1];
+    // probes: (0.9,0.1)→0 right, (0.2,0.8)→1 right, (0.7,0.3)→0 wrong.
+    assert_abs_diff_eq!(
+        rank1_identification(&feats, &labels).unwrap(),
+        2.0 / 3.0,
+        epsilon = 1e-12
+    );
+    assert!(rank1_identification(&feats[..2], &labels[..2]).is_none());
+}
