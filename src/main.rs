@@ -79,6 +79,21 @@ enum Command {
         /// Second image.
         b: PathBuf,
     },
+    /// Measure training and inference throughput (each workload in its own process).
+    Bench {
+        /// Workloads to run (default: all).
+        #[arg(long = "only")]
+        only: Vec<String>,
+        /// One JSON object per workload on standard output instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// A step or two at tiny sizes: proves it runs, measures nothing.
+        #[arg(long)]
+        quick: bool,
+        /// Internal: run one workload in this process and print its JSON.
+        #[arg(long, hide = true)]
+        child: Option<String>,
+    },
     /// Train with and without the exclusive regularizer (same data, same seed) and compare.
     Compare {
         #[command(flatten)]
@@ -411,6 +426,65 @@ fn run(cli: Cli) -> Result<()> {
                     "different people"
                 }
             );
+        }
+        Command::Bench {
+            only,
+            json,
+            quick,
+            child,
+        } => {
+            if let Some(name) = child {
+                for r in regularface::bench::run_one(&name, quick)? {
+                    println!("{}", serde_json::to_string(&r)?);
+                }
+                return Ok(());
+            }
+            let selected: Vec<String> = if only.is_empty() {
+                regularface::bench::WORKLOADS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            } else {
+                only
+            };
+            if let Some(bad) = selected
+                .iter()
+                .find(|s| !regularface::bench::WORKLOADS.contains(&s.as_str()))
+            {
+                bail!(
+                    "unknown workload `{bad}`; choose from {}",
+                    regularface::bench::WORKLOADS.join(", ")
+                );
+            }
+            if !json {
+                println!(
+                    "# regularface bench\n{}\n",
+                    regularface::bench::conditions(quick)
+                );
+                println!(
+                    "{:<30} {:>10} {:>10} {:>10} {:>6} {:>10}  {}",
+                    "workload", "median", "min", "max", "steps", "RSS MiB", "unit / conditions"
+                );
+            }
+            for name in &selected {
+                for r in regularface::bench::run_all(std::slice::from_ref(name), quick)? {
+                    if json {
+                        println!("{}", serde_json::to_string(&r)?);
+                    } else {
+                        println!(
+                            "{:<30} {:>10.2} {:>10.2} {:>10.2} {:>6} {:>10.0}  {} / {}",
+                            r.workload,
+                            r.img_per_s,
+                            r.min,
+                            r.max,
+                            r.steps,
+                            r.peak_rss_mib,
+                            r.unit,
+                            r.detail
+                        );
+                    }
+                }
+            }
         }
         Command::Compare {
             data,

@@ -1,0 +1,329 @@
+//! `regularface bench`: throughput of the workloads of the paper's setting,
+//! each in its own child process so that its peak RSS is its own.
+//!
+//! Training workloads time forward + backward + SGD (momentum 0.9, weight
+//! decay 5e-4) on random inputs and labels: median, min and max img/s over the
+//! timed steps after the warm-up steps. `sgemm` reports GFLOP/s instead.
+
+use crate::config::{LossKind, ModelKind, TrainConfig};
+use crate::model::FaceModel;
+use anyhow::{bail, Context, Result};
+use autograd::{no_grad, Var};
+use facelosses::exclusive_regularizer;
+use nn::optim::Optimizer;
+use serde::Serialize;
+use std::time::Instant;
+use tensor::{Rng, Tensor};
+
+/// One measured workload.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    /// Workload name.
+    pub workload: String,
+    /// What the numbers count: `img_per_s`, `gflops` or `seconds`.
+    pub unit: String,
+    /// Median over the timed steps (img/s, GFLOP/s, or seconds).
+    pub img_per_s: f64,
+    /// Minimum.
+    pub min: f64,
+    /// Maximum.
+    pub max: f64,
+    /// Timed steps.
+    pub steps: usize,
+    /// Peak resident memory of the process that ran it.
+    pub peak_rss_mib: f64,
+    /// Conditions: batch, classes, shape.
+    pub detail: String,
+}
+
+/// The workload names, in the order the full run measures them.
+pub const WORKLOADS: &[&str] = &[
+    "sgemm",
+    "sphere20_train_b32",
+    "sphere20_train_b8",
+    "sphere20_train_exclusive_b32",
+    "sphere4_train_b64",
+    "lenetpp_train_b128",
+    "sphere20_embed_b1",
+    "sphere20_embed_b32",
+    "exclusive_c1000",
+    "exclusive_c10572",
+];
+
+/// Peak resident set size of this process (VmHWM), in MiB.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+fn result(workload: &str, unit: &str, values: Vec<f64>, detail: String) -> BenchResult {
+    let steps = values.len();
+    let (med, min, max) = stats(values);
+    BenchResult {
+        workload: workload.into(),
+        unit: unit.into(),
+        img_per_s: med,
+        min,
+        max,
+        steps,
+        peak_rss_mib: peak_rss_mib(),
+        detail,
+    }
+}
+
+/// Timed training steps of one configuration: img/s per step.
+fn train_steps(cfg: &TrainConfig, classes: usize, warmup: usize, steps: usize) -> Result<Vec<f64>> {
+    let mut model = FaceModel::new(cfg, classes)?;
+    let mut opt = Optimizer::sgd(model.parameters(), 0.01, 0.9, 5e-4);
+    opt.exempt_biases_and_prelu();
+    let mut rng = Rng::new(7);
+    let (c, h, w) = cfg.input;
+    let mut rates = vec![];
+    for i in 0..warmup + steps {
+        let x = Tensor::<f32>::rand_normal(&[cfg.batch, c, h, w], 0.0, 1.0, &mut rng);
+        let labels: Vec<usize> = (0..cfg.batch).map(|_| rng.below(classes)).collect();
+        let t = Instant::now();
+        let (loss, _, _) = model.loss(&x, &labels, i as u64);
+        loss.backward()?;
+        drop(loss);
+        opt.step();
+        model.parameters().iter().for_each(|(_, p)| p.zero_grad());
+        if i >= warmup {
+            rates.push(cfg.batch as f64 / t.elapsed().as_secs_f64());
+        }
+    }
+    Ok(rates)
+}
+
+fn sphere(depth: ModelKind, batch: usize, exclusive: f64) -> TrainConfig {
+    TrainConfig {
+        model: depth,
+        loss: LossKind::Asoftmax,
+        exclusive,
+        input: (3, 112, 96),
+        feature_dim: 512,
+        batch,
+        ..TrainConfig::default()
+    }
+}
+
+/// Run one workload in this process.
+pub fn run_one(name: &str, quick: bool) -> Result<Vec<BenchResult>> {
+    let (warm, steps) = if quick { (0, 1) } else { (2, 5) };
+    let b = |full: usize, small: usize| if quick { small } else { full };
+    Ok(match name {
+        "sgemm" => {
+            let mut out = vec![];
+            let shapes: Vec<(usize, usize, usize)> = if quick {
+                vec![(256, 256, 256)]
+            } else {
+                vec![
+                    (256, 256, 256),
+                    (512, 512, 512),
+                    (1024, 1024, 1024),
+                    (2048, 2048, 2048),
+                    (64, 576, 2688),
+                    (128, 1152, 672),
+                    (256, 2304, 168),
+                    (512, 4608, 42),
+                    (32, 21504, 512),
+                    (32, 512, 10572),
+                ]
+            };
+            for (m, k, n) in shapes {
+                let mut rng = Rng::new(1);
+                let a = Tensor::<f32>::rand_normal(&[m, k], 0.0, 1.0, &mut rng);
+                let bm = Tensor::<f32>::rand_normal(&[k, n], 0.0, 1.0, &mut rng);
+                let _ = a.matmul(&bm);
+                let g: Vec<f64> = (0..if quick { 1 } else { 5 })
+                    .map(|_| {
+                        let t = Instant::now();
+                        std::hint::black_box(a.matmul(&bm));
+                        2.0 * (m * k * n) as f64 / t.elapsed().as_secs_f64() / 1e9
+                    })
+                    .collect();
+                out.push(result("sgemm", "gflops", g, format!("{m}x{k}x{n}")));
+            }
+            out
+        }
+        "sphere20_train_b32" | "sphere20_train_b8" | "sphere20_train_exclusive_b32" => {
+            let batch = b(if name.ends_with("b8") { 8 } else { 32 }, 2);
+            let excl = if name.contains("exclusive") { 1.0 } else { 0.0 };
+            let rates = train_steps(
+                &sphere(ModelKind::Sphereface20, batch, excl),
+                10_572,
+                warm,
+                steps,
+            )?;
+            vec![result(
+                name,
+                "img_per_s",
+                rates,
+                format!(
+                    "SphereFace-20 3x112x96, batch {batch}, C 10572, A-Softmax m=4{}",
+                    if excl > 0.0 { ", exclusive λ_r=1" } else { "" }
+                ),
+            )]
+        }
+        "sphere4_train_b64" => {
+            let batch = b(64, 4);
+            vec![result(
+                name,
+                "img_per_s",
+                train_steps(
+                    &sphere(ModelKind::Sphereface4, batch, 0.0),
+                    1000,
+                    warm,
+                    steps,
+                )?,
+                format!("SphereFace-4 3x112x96, batch {batch}, C 1000, A-Softmax m=4"),
+            )]
+        }
+        "lenetpp_train_b128" => {
+            let batch = b(128, 8);
+            let cfg = TrainConfig {
+                model: ModelKind::Lenetpp,
+                loss: LossKind::Softmax,
+                input: (1, 28, 28),
+                feature_dim: 2,
+                batch,
+                ..TrainConfig::default()
+            };
+            vec![result(
+                name,
+                "img_per_s",
+                train_steps(&cfg, 10, warm, steps)?,
+                format!("LeNet++ 1x28x28, batch {batch}, 10 classes, softmax"),
+            )]
+        }
+        "sphere20_embed_b1" | "sphere20_embed_b32" => {
+            let batch = b(if name.ends_with("b1") { 1 } else { 32 }, 1);
+            let model = FaceModel::new(&sphere(ModelKind::Sphereface20, batch, 0.0), 2)?;
+            model.backbone.set_training(false);
+            let mut rng = Rng::new(3);
+            let x = Var::constant(Tensor::<f32>::rand_normal(
+                &[batch, 3, 112, 96],
+                0.0,
+                1.0,
+                &mut rng,
+            ));
+            let rates: Vec<f64> = (0..warm + steps)
+                .map(|_| {
+                    let t = Instant::now();
+                    std::hint::black_box(no_grad(|| model.backbone.forward(&x)));
+                    batch as f64 / t.elapsed().as_secs_f64()
+                })
+                .skip(warm)
+                .collect();
+            vec![result(
+                name,
+                "img_per_s",
+                rates,
+                format!("SphereFace-20 inference, batch {batch}, no graph"),
+            )]
+        }
+        "exclusive_c1000" | "exclusive_c10572" => {
+            let c = if name.ends_with("10572") {
+                10_572
+            } else {
+                1000
+            };
+            let w = Tensor::<f32>::rand_normal(&[c, 512], 0.0, 1.0, &mut Rng::new(1));
+            let secs: Vec<f64> = (0..warm + steps)
+                .map(|_| {
+                    let leaf = Var::leaf(w.clone());
+                    let t = Instant::now();
+                    let (loss, _) = exclusive_regularizer(&leaf);
+                    std::hint::black_box(
+                        loss.backward().expect("scalar").get(&leaf).map(|g| g.len()),
+                    );
+                    t.elapsed().as_secs_f64()
+                })
+                .skip(warm)
+                .collect();
+            vec![result(
+                name,
+                "seconds",
+                secs,
+                format!("exclusive regularizer forward+backward, C {c}, K 512 (RSS includes W)"),
+            )]
+        }
+        other => bail!(
+            "unknown workload `{other}`; choose from {}",
+            WORKLOADS.join(", ")
+        ),
+    })
+}
+
+/// Run every selected workload in a child process and collect the results.
+pub fn run_all(selected: &[String], quick: bool) -> Result<Vec<BenchResult>> {
+    let exe = std::env::current_exe().context("locating the regularface binary")?;
+    let mut all = vec![];
+    for name in selected {
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args(["bench", "--child", name]);
+        if quick {
+            cmd.arg("--quick");
+        }
+        let out = cmd
+            .output()
+            .with_context(|| format!("running workload {name}"))?;
+        if !out.status.success() {
+            bail!(
+                "workload {name} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .with_context(|| format!("workload {name} printed `{line}`"))?;
+            all.push(BenchResult {
+                workload: v["workload"].as_str().unwrap_or_default().into(),
+                unit: v["unit"].as_str().unwrap_or_default().into(),
+                img_per_s: v["img_per_s"].as_f64().unwrap_or(f64::NAN),
+                min: v["min"].as_f64().unwrap_or(f64::NAN),
+                max: v["max"].as_f64().unwrap_or(f64::NAN),
+                steps: v["steps"].as_u64().unwrap_or(0) as usize,
+                peak_rss_mib: v["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+                detail: v["detail"].as_str().unwrap_or_default().into(),
+            });
+        }
+    }
+    Ok(all)
+}
+
+/// The conditions line printed above the table.
+pub fn conditions(quick: bool) -> String {
+    format!(
+        "threads {} (rayon), cpu {}, {} build, target-cpu {}, {}",
+        rayon::current_num_threads(),
+        tensor::simd::cpu_features(),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        if cfg!(target_feature = "avx2") {
+            "native"
+        } else {
+            "generic (kernels dispatched at run time)"
+        },
+        if quick {
+            "QUICK smoke setting (not a measurement)"
+        } else {
+            "median of 5 timed steps after 2 warm-up steps"
+        }
+    )
+}
