@@ -462,8 +462,8 @@ fn run(cli: Cli) -> Result<()> {
                     regularface::bench::conditions(quick)
                 );
                 println!(
-                    "{:<30} {:>10} {:>10} {:>10} {:>6} {:>10}  {}",
-                    "workload", "median", "min", "max", "steps", "RSS MiB", "unit / conditions"
+                    "{:<30} {:>10} {:>10} {:>10} {:>6} {:>10}  unit / conditions",
+                    "workload", "median", "min", "max", "steps", "RSS MiB"
                 );
             }
             for name in &selected {
