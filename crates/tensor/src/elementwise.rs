@@ -9,6 +9,7 @@ use crate::error::{or_panic, TensorError, TensorResult};
 use crate::shape::broadcast_shape;
 use crate::{simd, Element, Tensor};
 use ndarray::{ArrayD, IxDyn, Zip};
+use rayon::prelude::*;
 
 impl<T: Element> Tensor<T> {
     /// Apply `f` to every element (contiguous SIMD fast path).
@@ -223,21 +224,23 @@ fn channel_layout(
 
 impl<T: Element> Tensor<T> {
     /// PReLU with one slope per channel (axis 1): `x` if `x > 0`, else `a_c · x`.
+    /// Planes (one per sample and channel) run in parallel.
     pub fn try_prelu(&self, slope: &Self) -> TensorResult<Self> {
-        let (n, c, inner) = channel_layout("prelu", self.shape(), slope.shape())?;
+        let (_, c, inner) = channel_layout("prelu", self.shape(), slope.shape())?;
         let x = self.to_contiguous();
         let a = slope.to_vec();
         let xs = x.as_slice().expect("contiguous");
         let mut out = vec![T::zero(); xs.len()];
-        for (plane, (o, xi)) in out
-            .chunks_mut(inner.max(1))
-            .zip(xs.chunks(inner.max(1)))
-            .enumerate()
-            .take(n * c)
-        {
-            let ac = a[if a.len() == 1 { 0 } else { plane % c }];
-            simd::map(xi, o, move |v| if v > T::zero() { v } else { ac * v });
-        }
+        let inner = inner.max(1);
+        let planes_per_task = (simd::PARALLEL_THRESHOLD / inner).max(1);
+        out.par_chunks_mut(inner * planes_per_task).zip(xs.par_chunks(inner * planes_per_task)).enumerate().for_each(|(task, (o, xi))| {
+            for (k, (o, xi)) in o.chunks_mut(inner).zip(xi.chunks(inner)).enumerate() {
+                let ac = a[if a.len() == 1 { 0 } else { (task * planes_per_task + k) % c }];
+                for (o, &v) in o.iter_mut().zip(xi) {
+                    *o = if v > T::zero() { v } else { ac * v };
+                }
+            }
+        });
         Tensor::from_vec(self.shape(), out)
     }
 
@@ -250,34 +253,24 @@ impl<T: Element> Tensor<T> {
     /// Gradients of PReLU: `(dL/dx, dL/dslope)` from the input, the slope and `dL/dy`.
     ///
     /// `dy/dx = 1` where `x > 0`, else `a_c`; `dy/da_c = Σ_{x ≤ 0 in channel c} x`.
+    /// Planes run in parallel; each plane's slope contribution is summed on its
+    /// own and the per-plane sums are added per channel in plane order, so the
+    /// result does not depend on scheduling.
     pub fn try_prelu_backward(&self, slope: &Self, grad_out: &Self) -> TensorResult<(Self, Self)> {
         let (_, c, inner) = channel_layout("prelu_backward", self.shape(), slope.shape())?;
         if grad_out.shape() != self.shape() {
-            return Err(TensorError::mismatch(
-                "prelu_backward",
-                self.shape(),
-                grad_out.shape(),
-                None,
-                "gradient must match the input",
-            ));
+            return Err(TensorError::mismatch("prelu_backward", self.shape(), grad_out.shape(), None, "gradient must match the input"));
         }
         let (x, g) = (self.to_contiguous(), grad_out.to_contiguous());
         let a = slope.to_vec();
-        let (xs, gs) = (
-            x.as_slice().expect("contiguous"),
-            g.as_slice().expect("contiguous"),
-        );
+        let (xs, gs) = (x.as_slice().expect("contiguous"), g.as_slice().expect("contiguous"));
         let mut gx = vec![T::zero(); xs.len()];
-        let mut ga = vec![T::zero(); a.len()];
         let inner = inner.max(1);
-        for (plane, ((o, xi), gi)) in gx
-            .chunks_mut(inner)
-            .zip(xs.chunks(inner))
-            .zip(gs.chunks(inner))
-            .enumerate()
-        {
-            let ci = if a.len() == 1 { 0 } else { plane % c };
-            let ac = a[ci];
+        let mut plane_sums = vec![T::zero(); xs.len() / inner];
+        gx.par_chunks_mut(inner).zip(xs.par_chunks(inner)).zip(gs.par_chunks(inner)).zip(plane_sums.par_iter_mut()).enumerate().with_min_len(
+            (simd::PARALLEL_THRESHOLD / inner).max(1),
+        ).for_each(|(plane, (((o, xi), gi), sum))| {
+            let ac = a[if a.len() == 1 { 0 } else { plane % c }];
             let mut acc = T::zero();
             for ((o, &xv), &gv) in o.iter_mut().zip(xi).zip(gi) {
                 if xv > T::zero() {
@@ -287,11 +280,12 @@ impl<T: Element> Tensor<T> {
                     acc += xv * gv;
                 }
             }
-            ga[ci] += acc;
+            *sum = acc;
+        });
+        let mut ga = vec![T::zero(); a.len()];
+        for (plane, &s) in plane_sums.iter().enumerate() {
+            ga[if a.len() == 1 { 0 } else { plane % c }] += s;
         }
-        Ok((
-            Tensor::from_vec(self.shape(), gx)?,
-            Tensor::from_vec(slope.shape(), ga)?,
-        ))
+        Ok((Tensor::from_vec(self.shape(), gx)?, Tensor::from_vec(slope.shape(), ga)?))
     }
 }
