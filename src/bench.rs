@@ -327,3 +327,45 @@ pub fn conditions(quick: bool) -> String {
         }
     )
 }
+
+/// Where one SphereFace-20 training step (batch 32, C = 10,572, A-Softmax)
+/// spends its time: forward, backward and optimiser wall time, and the kernel
+/// sections of `tensor::profile`. One warm-up step first.
+pub fn profile_step(quick: bool, exclusive: f64) -> Result<Vec<(String, f64)>> {
+    use tensor::profile;
+    let batch = if quick { 2 } else { 32 };
+    let cfg = sphere(ModelKind::Sphereface20, batch, exclusive);
+    let classes = 10_572;
+    let mut model = FaceModel::new(&cfg, classes)?;
+    let mut opt = Optimizer::sgd(model.parameters(), 0.01, 0.9, 5e-4);
+    let mut rng = Rng::new(7);
+    let mut rows = vec![];
+    for step in 0..2 {
+        let x = Tensor::<f32>::rand_normal(&[batch, 3, 112, 96], 0.0, 1.0, &mut rng);
+        let labels: Vec<usize> = (0..batch).map(|_| rng.below(classes)).collect();
+        profile::enable(step == 1);
+        let t = Instant::now();
+        let (loss, _, _) = model.loss(&x, &labels, step);
+        let t_fwd = t.elapsed().as_secs_f64();
+        loss.backward()?;
+        drop(loss);
+        let t_bwd = t.elapsed().as_secs_f64() - t_fwd;
+        let sections = profile::snapshot();
+        let t2 = Instant::now();
+        opt.step();
+        model.parameters().iter().for_each(|(_, p)| p.zero_grad());
+        let t_opt = t2.elapsed().as_secs_f64();
+        profile::enable(false);
+        if step == 1 {
+            rows.push(("step total (wall)".to_string(), t_fwd + t_bwd + t_opt));
+            rows.push(("  forward incl. loss (wall)".to_string(), t_fwd));
+            rows.push(("  backward (wall)".to_string(), t_bwd));
+            rows.push(("  optimiser + zero_grad (wall)".to_string(), t_opt));
+            for (s, secs) in sections {
+                let cpu = if s == profile::Section::Im2col { " (CPU time, all threads)" } else { "" };
+                rows.push((format!("  kernel {s:?}{cpu}"), secs));
+            }
+        }
+    }
+    Ok(rows)
+}

@@ -90,6 +90,9 @@ enum Command {
         /// A step or two at tiny sizes: proves it runs, measures nothing.
         #[arg(long)]
         quick: bool,
+        /// Print where one SphereFace-20 training step spends its time instead.
+        #[arg(long)]
+        profile: bool,
         /// Internal: run one workload in this process and print its JSON.
         #[arg(long, hide = true)]
         child: Option<String>,
@@ -431,8 +434,19 @@ fn run(cli: Cli) -> Result<()> {
             only,
             json,
             quick,
+            profile,
             child,
         } => {
+            if profile {
+                println!("# one SphereFace-20 training step, batch {}, C 10572, A-Softmax m=4\n{}\n", if quick { 2 } else { 32 }, regularface::bench::conditions(quick));
+                for excl in [0.0, 1.0] {
+                    println!("exclusive regularizer λ_r = {excl}");
+                    for (name, secs) in regularface::bench::profile_step(quick, excl)? {
+                        println!("{name:<48} {:>9.1} ms", secs * 1e3);
+                    }
+                }
+                return Ok(());
+            }
             if let Some(name) = child {
                 for r in regularface::bench::run_one(&name, quick)? {
                     println!("{}", serde_json::to_string(&r)?);

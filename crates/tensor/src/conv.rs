@@ -22,6 +22,7 @@
 
 use crate::error::{or_panic, TensorError, TensorResult};
 use crate::gemm::{gemm, MatRef};
+use crate::profile::{self, Section};
 use crate::{Element, Tensor};
 use rayon::prelude::*;
 
@@ -127,6 +128,7 @@ impl Geometry {
     }
     /// Unfold one image into the K x P block of `col` whose rows are `ld` apart.
     fn im2col<T: Element>(&self, x: &[T], col: &mut [T], ld: usize) {
+        let _t = profile::scope(Section::Im2col);
         let (s, pd) = (self.p.stride, self.p.padding);
         let mut rows = col.chunks_mut(ld).map(|r| &mut r[..self.pixels()]);
         for ch in 0..self.c {
@@ -152,6 +154,7 @@ impl Geometry {
     }
     /// Fold the K x P block of `col` (rows `ld` apart) onto one image, adding overlaps.
     fn col2im<T: Element>(&self, col: &[T], x: &mut [T], ld: usize) {
+        let _t = profile::scope(Section::Im2col);
         let (s, pd) = (self.p.stride, self.p.padding);
         let mut rows = col.chunks(ld).map(|r| &r[..self.pixels()]);
         for ch in 0..self.c {
@@ -228,6 +231,7 @@ pub fn try_conv2d<T: Element>(
     bias: Option<&Tensor<T>>,
     p: Conv2dParams,
 ) -> TensorResult<Tensor<T>> {
+    let _t = profile::scope(Section::ConvForward);
     let g = Geometry::check("conv2d", x.shape(), weight.shape(), p)?;
     if let Some(b) = bias {
         if b.shape() != [g.o] {
@@ -362,6 +366,7 @@ pub fn try_conv2d_backward<T: Element>(
     };
 
     let input = want_input.then(|| {
+        let _t = profile::scope(Section::ConvInputGrad);
         let mut gx = vec![T::zero(); xs.len()];
         let chunks = gx.par_chunks_mut(xg_len).zip(gys.par_chunks(gyg_len));
         chunks.for_each_init(
@@ -385,6 +390,7 @@ pub fn try_conv2d_backward<T: Element>(
     });
 
     let weight_grad = want_weight.then(|| {
+        let _t = profile::scope(Section::ConvWeightGrad);
         // Deterministic for a given thread count: the groups are cut into one
         // contiguous range per worker, each range sums into its own buffer in
         // order, and the buffers are added in order. (A rayon fold would split
@@ -421,6 +427,7 @@ pub fn try_conv2d_backward<T: Element>(
     });
 
     let bias = want_bias.then(|| {
+        let _t = profile::scope(Section::ConvWeightGrad);
         let mut gb = vec![T::zero(); g.o];
         for gy_n in gys.chunks((g.o * g.pixels()).max(1)) {
             for (b, row) in gb.iter_mut().zip(gy_n.chunks_exact(g.pixels().max(1))) {

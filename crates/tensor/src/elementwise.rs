@@ -14,6 +14,7 @@ use rayon::prelude::*;
 impl<T: Element> Tensor<T> {
     /// Apply `f` to every element (contiguous SIMD fast path).
     pub fn map<F: Fn(T) -> T + Sync>(&self, f: F) -> Self {
+        let _t = crate::profile::scope(crate::profile::Section::Elementwise);
         match self.as_slice() {
             Some(x) => {
                 let mut out = vec![T::zero(); x.len()];
@@ -31,6 +32,7 @@ impl<T: Element> Tensor<T> {
         op: &'static str,
         f: F,
     ) -> TensorResult<Self> {
+        let _t = crate::profile::scope(crate::profile::Section::Elementwise);
         let shape = broadcast_shape(op, self.shape(), other.shape())?;
         if self.shape() == other.shape() {
             if let (Some(a), Some(b)) = (self.as_slice(), other.as_slice()) {
@@ -71,6 +73,7 @@ impl<T: Element> Tensor<T> {
         op: &'static str,
         f: F,
     ) -> TensorResult<()> {
+        let _t = crate::profile::scope(crate::profile::Section::Elementwise);
         let shape = broadcast_shape(op, self.shape(), other.shape())?;
         if shape != self.shape() {
             return Err(TensorError::mismatch(
@@ -226,6 +229,7 @@ impl<T: Element> Tensor<T> {
     /// PReLU with one slope per channel (axis 1): `x` if `x > 0`, else `a_c · x`.
     /// Planes (one per sample and channel) run in parallel.
     pub fn try_prelu(&self, slope: &Self) -> TensorResult<Self> {
+        let _t = crate::profile::scope(crate::profile::Section::Elementwise);
         let (_, c, inner) = channel_layout("prelu", self.shape(), slope.shape())?;
         let x = self.to_contiguous();
         let a = slope.to_vec();
@@ -257,6 +261,7 @@ impl<T: Element> Tensor<T> {
     /// own and the per-plane sums are added per channel in plane order, so the
     /// result does not depend on scheduling.
     pub fn try_prelu_backward(&self, slope: &Self, grad_out: &Self) -> TensorResult<(Self, Self)> {
+        let _t = crate::profile::scope(crate::profile::Section::Elementwise);
         let (_, c, inner) = channel_layout("prelu_backward", self.shape(), slope.shape())?;
         if grad_out.shape() != self.shape() {
             return Err(TensorError::mismatch("prelu_backward", self.shape(), grad_out.shape(), None, "gradient must match the input"));

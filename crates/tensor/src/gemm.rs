@@ -187,6 +187,7 @@ impl<T: Element> Tensor<T> {
     /// (`[b, m, k] · [b, k, n]`, a batch of 1 on either side broadcasts). Either
     /// operand may be a transposed view (`x.t()`), which costs no copy.
     pub fn try_matmul(&self, other: &Self) -> TensorResult<Self> {
+        let _t = crate::profile::scope(crate::profile::Section::Matmul);
         let (a, b) = (self.gemm_operand(), other.gemm_operand());
         let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
         let bad = |axis, why: &str| Err(TensorError::mismatch("matmul", &sa, &sb, axis, why));

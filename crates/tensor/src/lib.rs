@@ -31,6 +31,7 @@ mod error;
 pub mod gemm;
 mod index;
 pub mod pool;
+pub mod profile;
 pub mod random;
 mod reduce;
 mod shape;

@@ -68,6 +68,7 @@ pub fn try_max_pool2d<T: Element>(
     x: &Tensor<T>,
     p: Pool2dParams,
 ) -> TensorResult<(Tensor<T>, Vec<usize>)> {
+    let _t = crate::profile::scope(crate::profile::Section::Pool);
     let (ho, wo) = p.out_size("max_pool2d", x.shape())?;
     let (n, c, h, w) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
     let x = x.to_contiguous();
@@ -112,6 +113,7 @@ pub fn try_max_pool2d_backward<T: Element>(
     indices: &[usize],
     input_shape: &[usize],
 ) -> TensorResult<Tensor<T>> {
+    let _t = crate::profile::scope(crate::profile::Section::Pool);
     let total: usize = input_shape.iter().product();
     if grad_out.len() != indices.len()
         || input_shape.len() != 4
@@ -145,6 +147,7 @@ pub fn try_max_pool2d_backward<T: Element>(
 
 /// Average pooling (padding counted in the divisor).
 pub fn try_avg_pool2d<T: Element>(x: &Tensor<T>, p: Pool2dParams) -> TensorResult<Tensor<T>> {
+    let _t = crate::profile::scope(crate::profile::Section::Pool);
     let (ho, wo) = p.out_size("avg_pool2d", x.shape())?;
     let (n, c, h, w) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
     let x = x.to_contiguous();
@@ -170,6 +173,7 @@ pub fn try_avg_pool2d_backward<T: Element>(
     input_shape: &[usize],
     p: Pool2dParams,
 ) -> TensorResult<Tensor<T>> {
+    let _t = crate::profile::scope(crate::profile::Section::Pool);
     let (ho, wo) = p.out_size("avg_pool2d_backward", input_shape)?;
     let expect = [input_shape[0], input_shape[1], ho, wo];
     if grad_out.shape() != expect {

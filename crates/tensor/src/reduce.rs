@@ -24,6 +24,7 @@ impl<T: Element> Tensor<T> {
     where
         F: Fn(ArrayView1<'_, T>) -> T + Sync + Send,
     {
+        let _t = crate::profile::scope(crate::profile::Section::Reduce);
         self.dim_checked(op, axis)?;
         let mut out = self.data.map_axis(Axis(axis), f);
         if keepdim {
@@ -37,6 +38,7 @@ impl<T: Element> Tensor<T> {
     where
         F: Fn(ArrayView1<'_, T>, ArrayViewMut1<'_, T>) + Sync + Send,
     {
+        let _t = crate::profile::scope(crate::profile::Section::Reduce);
         self.dim_checked(op, axis)?;
         let mut out = ArrayD::<T>::zeros(IxDyn(self.shape()));
         let zip = Zip::from(out.lanes_mut(Axis(axis))).and(self.data.lanes(Axis(axis)));
@@ -127,6 +129,7 @@ impl<T: Element> Tensor<T> {
     /// Sum a broadcast result back down to `shape` (the backward of broadcasting):
     /// leading extra axes are summed away, axes where `shape` has 1 are summed with keepdim.
     pub fn try_sum_to_shape(&self, shape: &[usize]) -> TensorResult<Self> {
+        let _t = crate::profile::scope(crate::profile::Section::Reduce);
         if self.shape() == shape {
             return Ok(self.clone());
         }
