@@ -362,7 +362,11 @@ pub fn profile_step(quick: bool, exclusive: f64) -> Result<Vec<(String, f64)>> {
             rows.push(("  backward (wall)".to_string(), t_bwd));
             rows.push(("  optimiser + zero_grad (wall)".to_string(), t_opt));
             for (s, secs) in sections {
-                let cpu = if s == profile::Section::Im2col { " (CPU time, all threads)" } else { "" };
+                let cpu = if s == profile::Section::Im2col {
+                    " (CPU time, all threads)"
+                } else {
+                    ""
+                };
                 rows.push((format!("  kernel {s:?}{cpu}"), secs));
             }
         }

@@ -5,7 +5,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use regularface::config::{LossKind, ModelKind, TrainConfig};
 use regularface::data::images::load_image;
 use regularface::eval::{cosine, embed};
-use regularface::runs::{evaluate, prepare, separability, DataSpec, EvalReport, PreparedData};
+use regularface::runs::{evaluate, prepare, DataSpec, EvalReport, PreparedData};
 use regularface::train::{load_model, train, TrainOptions, METRICS_FILE};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -438,7 +438,11 @@ fn run(cli: Cli) -> Result<()> {
             child,
         } => {
             if profile {
-                println!("# one SphereFace-20 training step, batch {}, C 10572, A-Softmax m=4\n{}\n", if quick { 2 } else { 32 }, regularface::bench::conditions(quick));
+                println!(
+                    "# one SphereFace-20 training step, batch {}, C 10572, A-Softmax m=4\n{}\n",
+                    if quick { 2 } else { 32 },
+                    regularface::bench::conditions(quick)
+                );
                 for excl in [0.0, 1.0] {
                     println!("exclusive regularizer λ_r = {excl}");
                     for (name, secs) in regularface::bench::profile_step(quick, excl)? {
@@ -557,7 +561,6 @@ fn run(cli: Cli) -> Result<()> {
                 serde_json::to_string_pretty(&json)?.as_bytes(),
             )?;
             println!("report: {}", out.join("compare.json").display());
-            let _ = separability;
         }
     }
     Ok(())

@@ -5,8 +5,8 @@ use crate::config::{LossKind, ModelKind, TrainConfig};
 use anyhow::{bail, Result};
 use autograd::{Param, Var};
 use facelosses::{
-    arcface_loss, cosface_loss, exclusive_regularizer, softmax_loss, ASoftmax, CenterLoss,
-    NearestNeighbours,
+    arcface_loss, cosface_loss, exclusive_regularizer, nearest_neighbours, softmax_loss, ASoftmax,
+    CenterLoss, NearestNeighbours, SeparabilityStats,
 };
 use nn::{LeNetPlusPlus, Module, SphereFace, SphereFaceConfig};
 use tensor::{Rng, Tensor};
@@ -199,6 +199,16 @@ impl FaceModel {
         if let Some(c) = &mut self.center {
             c.update_centers(feats, labels);
         }
+    }
+
+    /// Sep_i statistics of the classifier (20 histogram bins over [-1, 1]).
+    pub fn separability(&self) -> SeparabilityStats {
+        let sep: Vec<f64> = nearest_neighbours(&self.classifier.value())
+            .sep
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        SeparabilityStats::from_values(&sep, 20)
     }
 
     /// Classification accuracy of cosine logits against `labels`.

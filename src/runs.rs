@@ -8,7 +8,6 @@ use crate::eval::{embed, rank1_identification, verify_folds, Verification};
 use crate::model::FaceModel;
 use crate::plot;
 use anyhow::{bail, Context, Result};
-use facelosses::{nearest_neighbours, SeparabilityStats};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -183,12 +182,7 @@ pub struct SepReport {
 
 /// Sep statistics of a model's classifier.
 pub fn separability(model: &FaceModel) -> SepReport {
-    let sep: Vec<f64> = nearest_neighbours(&model.classifier.value())
-        .sep
-        .iter()
-        .map(|&v| v as f64)
-        .collect();
-    let s = SeparabilityStats::from_values(&sep, 20);
+    let s = model.separability();
     SepReport {
         mean: s.mean,
         std: s.std,

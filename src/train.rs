@@ -9,7 +9,6 @@ use crate::data::FaceSet;
 use crate::model::{FaceModel, LossTerms};
 use crate::progress::Progress;
 use anyhow::{bail, Context, Result};
-use facelosses::{nearest_neighbours, SeparabilityStats};
 use nn::checkpoint;
 use nn::optim::Optimizer;
 use nn::schedule::Schedule;
@@ -306,12 +305,7 @@ pub fn train(cfg: &TrainConfig, data: Arc<FaceSet>, opts: &TrainOptions) -> Resu
         images_since_log += batch.labels.len();
         let done = step + 1;
         if done % opts.log_every.max(1) == 0 || done == end {
-            let sep: Vec<f64> = nearest_neighbours(&model.classifier.value())
-                .sep
-                .iter()
-                .map(|&v| v as f64)
-                .collect();
-            let stats = SeparabilityStats::from_values(&sep, 20);
+            let stats = model.separability();
             let line = MetricsLine {
                 step: done,
                 lr: opt.lr,

@@ -38,13 +38,17 @@ fn parse_num(tok: &str, file: &str, line: usize, what: &str) -> Result<usize> {
         .with_context(|| format!("{file}:{line}: {what} `{tok}` is not a whole number"))
 }
 
-/// Parse `pairs.txt` text (`file` names it in errors).
-pub fn parse_pairs(text: &str, file: &str) -> Result<Vec<NamedPair>> {
-    let mut lines = text
-        .lines()
+/// Non-empty lines, trimmed, with their 1-based line numbers (for error messages).
+fn numbered_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
         .enumerate()
         .map(|(i, l)| (i + 1, l.trim()))
-        .filter(|(_, l)| !l.is_empty());
+        .filter(|(_, l)| !l.is_empty())
+}
+
+/// Parse `pairs.txt` text (`file` names it in errors).
+pub fn parse_pairs(text: &str, file: &str) -> Result<Vec<NamedPair>> {
+    let mut lines = numbered_lines(text);
     let (ln, header) = lines
         .next()
         .with_context(|| format!("{file}: empty file (expected a `10 300` header)"))?;
@@ -114,11 +118,7 @@ pub fn parse_pairs(text: &str, file: &str) -> Result<Vec<NamedPair>> {
 
 /// Parse `people.txt` text: the people of each fold with their image counts.
 pub fn parse_people(text: &str, file: &str) -> Result<Vec<Vec<(String, usize)>>> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim()))
-        .filter(|(_, l)| !l.is_empty());
+    let mut lines = numbered_lines(text);
     let (ln, header) = lines
         .next()
         .with_context(|| format!("{file}: empty file (expected a fold count)"))?;

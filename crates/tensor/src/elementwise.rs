@@ -237,14 +237,21 @@ impl<T: Element> Tensor<T> {
         let mut out = vec![T::zero(); xs.len()];
         let inner = inner.max(1);
         let planes_per_task = (simd::PARALLEL_THRESHOLD / inner).max(1);
-        out.par_chunks_mut(inner * planes_per_task).zip(xs.par_chunks(inner * planes_per_task)).enumerate().for_each(|(task, (o, xi))| {
-            for (k, (o, xi)) in o.chunks_mut(inner).zip(xi.chunks(inner)).enumerate() {
-                let ac = a[if a.len() == 1 { 0 } else { (task * planes_per_task + k) % c }];
-                for (o, &v) in o.iter_mut().zip(xi) {
-                    *o = if v > T::zero() { v } else { ac * v };
+        out.par_chunks_mut(inner * planes_per_task)
+            .zip(xs.par_chunks(inner * planes_per_task))
+            .enumerate()
+            .for_each(|(task, (o, xi))| {
+                for (k, (o, xi)) in o.chunks_mut(inner).zip(xi.chunks(inner)).enumerate() {
+                    let ac = a[if a.len() == 1 {
+                        0
+                    } else {
+                        (task * planes_per_task + k) % c
+                    }];
+                    for (o, &v) in o.iter_mut().zip(xi) {
+                        *o = if v > T::zero() { v } else { ac * v };
+                    }
                 }
-            }
-        });
+            });
         Tensor::from_vec(self.shape(), out)
     }
 
@@ -264,33 +271,49 @@ impl<T: Element> Tensor<T> {
         let _t = crate::profile::scope(crate::profile::Section::Elementwise);
         let (_, c, inner) = channel_layout("prelu_backward", self.shape(), slope.shape())?;
         if grad_out.shape() != self.shape() {
-            return Err(TensorError::mismatch("prelu_backward", self.shape(), grad_out.shape(), None, "gradient must match the input"));
+            return Err(TensorError::mismatch(
+                "prelu_backward",
+                self.shape(),
+                grad_out.shape(),
+                None,
+                "gradient must match the input",
+            ));
         }
         let (x, g) = (self.to_contiguous(), grad_out.to_contiguous());
         let a = slope.to_vec();
-        let (xs, gs) = (x.as_slice().expect("contiguous"), g.as_slice().expect("contiguous"));
+        let (xs, gs) = (
+            x.as_slice().expect("contiguous"),
+            g.as_slice().expect("contiguous"),
+        );
         let mut gx = vec![T::zero(); xs.len()];
         let inner = inner.max(1);
         let mut plane_sums = vec![T::zero(); xs.len() / inner];
-        gx.par_chunks_mut(inner).zip(xs.par_chunks(inner)).zip(gs.par_chunks(inner)).zip(plane_sums.par_iter_mut()).enumerate().with_min_len(
-            (simd::PARALLEL_THRESHOLD / inner).max(1),
-        ).for_each(|(plane, (((o, xi), gi), sum))| {
-            let ac = a[if a.len() == 1 { 0 } else { plane % c }];
-            let mut acc = T::zero();
-            for ((o, &xv), &gv) in o.iter_mut().zip(xi).zip(gi) {
-                if xv > T::zero() {
-                    *o = gv;
-                } else {
-                    *o = ac * gv;
-                    acc += xv * gv;
+        gx.par_chunks_mut(inner)
+            .zip(xs.par_chunks(inner))
+            .zip(gs.par_chunks(inner))
+            .zip(plane_sums.par_iter_mut())
+            .enumerate()
+            .with_min_len((simd::PARALLEL_THRESHOLD / inner).max(1))
+            .for_each(|(plane, (((o, xi), gi), sum))| {
+                let ac = a[if a.len() == 1 { 0 } else { plane % c }];
+                let mut acc = T::zero();
+                for ((o, &xv), &gv) in o.iter_mut().zip(xi).zip(gi) {
+                    if xv > T::zero() {
+                        *o = gv;
+                    } else {
+                        *o = ac * gv;
+                        acc += xv * gv;
+                    }
                 }
-            }
-            *sum = acc;
-        });
+                *sum = acc;
+            });
         let mut ga = vec![T::zero(); a.len()];
         for (plane, &s) in plane_sums.iter().enumerate() {
             ga[if a.len() == 1 { 0 } else { plane % c }] += s;
         }
-        Ok((Tensor::from_vec(self.shape(), gx)?, Tensor::from_vec(slope.shape(), ga)?))
+        Ok((
+            Tensor::from_vec(self.shape(), gx)?,
+            Tensor::from_vec(slope.shape(), ga)?,
+        ))
     }
 }

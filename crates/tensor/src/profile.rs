@@ -51,7 +51,10 @@ pub fn enable(on: bool) {
 
 /// Seconds per section since [`enable`].
 pub fn snapshot() -> Vec<(Section, f64)> {
-    SECTIONS.iter().map(|&s| (s, NANOS[s as usize].load(Ordering::Relaxed) as f64 * 1e-9)).collect()
+    SECTIONS
+        .iter()
+        .map(|&s| (s, NANOS[s as usize].load(Ordering::Relaxed) as f64 * 1e-9))
+        .collect()
 }
 
 thread_local! {
