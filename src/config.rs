@@ -53,6 +53,11 @@ pub enum LossKind {
     Arcface,
 }
 
+/// Largest feature size accepted (also bounds what a checkpoint's config may ask for).
+pub const MAX_FEATURE_DIM: usize = 1 << 16;
+/// Largest input side accepted.
+pub const MAX_SIDE: usize = 4096;
+
 /// Everything that defines a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -173,8 +178,17 @@ impl TrainConfig {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(format!("--lr {} must be a positive number", self.lr));
         }
-        if self.feature_dim == 0 {
-            return Err("--feature-dim must be at least 1".into());
+        if self.feature_dim == 0 || self.feature_dim > MAX_FEATURE_DIM {
+            return Err(format!(
+                "--feature-dim {} must be between 1 and {MAX_FEATURE_DIM}",
+                self.feature_dim
+            ));
+        }
+        let (_, h, w) = self.input;
+        if !(8..=MAX_SIDE).contains(&h) || !(8..=MAX_SIDE).contains(&w) {
+            return Err(format!(
+                "--height {h} and --width {w} must be between 8 and {MAX_SIDE}"
+            ));
         }
         if self.input.0 != 1 && self.input.0 != 3 {
             return Err(format!("--channels {} must be 1 or 3", self.input.0));

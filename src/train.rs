@@ -20,6 +20,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use tensor::Tensor;
 
+/// Most classes a checkpoint may declare.
+pub const MAX_CLASSES: usize = 1 << 24;
+
 /// File name of the latest checkpoint in a run's folder.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 /// File name of the metrics log in a run's folder.
@@ -148,6 +151,15 @@ pub fn load_model(path: &Path) -> Result<(FaceModel, checkpoint::Checkpoint<f32>
         .get("regularface.classes")
         .and_then(|c| c.parse().ok())
         .with_context(|| format!("{}: no class count in metadata", path.display()))?;
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("{}: invalid config in metadata: {e}", path.display()))?;
+    if classes > MAX_CLASSES || classes * cfg.feature_dim > 1 << 30 {
+        bail!(
+            "{}: metadata asks for {classes} classes of {} features, more than this tool accepts",
+            path.display(),
+            cfg.feature_dim
+        );
+    }
     let mut model = FaceModel::new(&cfg, classes)?;
     let backbone: BTreeMap<String, Tensor<f32>> = ck
         .tensors

@@ -66,6 +66,52 @@ fn error_paths_print_one_clear_line() {
             "{args:?}: {err}"
         );
     }
+    // an empty data folder, and a checkpoint resumed with another model
+    let dir = std::env::temp_dir().join(format!("regularface-cli-errors-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("empty").join("nobody")).unwrap();
+    let (ok, _, err) = regularface(&[
+        "train",
+        "--data",
+        dir.join("empty").to_str().unwrap(),
+        "--steps",
+        "1",
+    ]);
+    assert!(!ok && err.contains("holds no images"), "{err}");
+    let run = dir.join("run");
+    let tiny = [
+        "--steps",
+        "2",
+        "--identities",
+        "4",
+        "--images-per-identity",
+        "3",
+        "--test-identities",
+        "20",
+        "--height",
+        "32",
+        "--width",
+        "32",
+        "--feature-dim",
+        "16",
+        "--quiet",
+    ];
+    let mut first = vec!["train", "--out", run.to_str().unwrap()];
+    first.extend(tiny);
+    assert!(regularface(&first).0);
+    let ckpt = run.join("checkpoint.safetensors");
+    let mut other = first.clone();
+    other.extend([
+        "--model",
+        "sphereface10",
+        "--resume",
+        ckpt.to_str().unwrap(),
+    ]);
+    let (ok, _, err) = regularface(&other);
+    assert!(
+        !ok && err.lines().count() == 2
+            && err.contains("was trained with a different configuration"),
+        "{err}"
+    );
     // clap's own errors for unknown values are one line too
     let (ok, _, err) = regularface(&["train", "--model", "resnet"]);
     assert!(!ok && err.contains("invalid value 'resnet'"), "{err}");

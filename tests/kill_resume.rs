@@ -80,7 +80,8 @@ fn killed_and_resumed_runs_end_bit_identical() {
         // The file, if any, is whole: the write is atomic (a temporary file and a rename).
         let resume = ckpt.exists().then_some(ckpt.as_path());
         if let Some(p) = resume {
-            let ck = nn::checkpoint::load::<f32>(p).expect("a killed run leaves a valid checkpoint");
+            let ck =
+                nn::checkpoint::load::<f32>(p).expect("a killed run leaves a valid checkpoint");
             if ck.metadata["regularface.step"] != "40" {
                 interrupted_mid_run += 1;
             }

@@ -58,12 +58,28 @@ pub fn preprocess(img: &DynamicImage, channels: usize, h: usize, w: usize) -> Ve
 /// Decode one file and preprocess it.
 pub fn load_image(path: &Path, channels: usize, h: usize, w: usize) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let img = image::load_from_memory(&bytes)
-        .with_context(|| format!("cannot decode {}", path.display()))?;
-    if img.width() == 0 || img.height() == 0 {
-        bail!("{}: image has no pixels", path.display());
-    }
+    let img = decode_image(&bytes).with_context(|| format!("cannot decode {}", path.display()))?;
     Ok(preprocess(&img, channels, h, w))
+}
+
+/// Largest width or height accepted from an image header.
+pub const MAX_SIDE: u32 = 8192;
+
+/// Decode JPEG / PNG / PNM / BMP bytes (format from the content), refusing
+/// headers that declare more than [`MAX_SIDE`] pixels a side or 256 MiB of
+/// decoded data before anything that large is allocated.
+pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(256 << 20);
+    reader.limits(limits);
+    let img = reader.decode()?;
+    if img.width() == 0 || img.height() == 0 {
+        bail!("image has no pixels");
+    }
+    Ok(img)
 }
 
 fn is_image(p: &Path) -> bool {

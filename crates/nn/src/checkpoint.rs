@@ -191,18 +191,25 @@ pub fn load<T: Element>(path: &Path) -> Result<Checkpoint<T>, CheckpointError> {
         path: path.into(),
         source,
     })?;
+    from_bytes(&bytes, path)
+}
+
+/// Parse checkpoint bytes (`path` names the source in errors). Never panics
+/// and never allocates more than the bytes given justify: the safetensors
+/// header's offsets are checked against the buffer before any tensor is made.
+pub fn from_bytes<T: Element>(bytes: &[u8], path: &Path) -> Result<Checkpoint<T>, CheckpointError> {
     let bad = |detail: String| CheckpointError::Format {
         path: path.into(),
         detail,
     };
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
     let metadata: BTreeMap<String, String> = header
         .metadata()
         .clone()
         .unwrap_or_default()
         .into_iter()
         .collect();
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
     let mut entries: Vec<(String, Vec<usize>, Vec<u8>)> = vec![];
     let mut tensors = BTreeMap::new();
     for (name, view) in st.tensors() {
