@@ -97,4 +97,8 @@ fn killed_and_resumed_runs_end_bit_identical() {
             "kill at {delay_ms} ms: weights differ from the uninterrupted run"
         );
     }
+    assert!(
+        interrupted_mid_run >= 1,
+        "no kill landed between two checkpoints of the run; the delays need adjusting"
+    );
 }
