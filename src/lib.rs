@@ -12,4 +12,5 @@ pub mod model;
 pub mod plot;
 pub mod progress;
 pub mod runs;
+pub mod toy;
 pub mod train;

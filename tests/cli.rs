@@ -196,3 +196,35 @@ fn compare_train_embed_and_verify_end_to_end() {
     ]);
     assert!(!ok && err.contains("cannot read /nonexistent.png"), "{err}");
 }
+
+#[test]
+fn mnist_toy_smoke_when_mnist_is_present() {
+    let mnist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist");
+    if !mnist.exists() {
+        println!("skipped: {} not found", mnist.display());
+        return;
+    }
+    let out = std::env::temp_dir().join(format!("regularface-toy-{}", std::process::id()));
+    let (ok, stdout, err) = regularface(&[
+        "mnist-toy",
+        "--mnist",
+        mnist.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--steps",
+        "3",
+        "--test-images",
+        "300",
+        "--quiet",
+    ]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("asoftmax_exclusive"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("mnist_toy.json")).unwrap())
+            .unwrap();
+    assert_eq!(report.as_array().unwrap().len(), 3);
+    for name in ["softmax", "asoftmax", "asoftmax_exclusive"] {
+        let png = std::fs::read(out.join(format!("{name}_sphere.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{name} picture");
+    }
+}

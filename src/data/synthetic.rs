@@ -219,7 +219,8 @@ pub fn generate(cfg: &SyntheticConfig) -> FaceSet {
 
 /// Ten folds of verification pairs over `set`, LFW-style: per fold `per_fold`
 /// matched and `per_fold` mismatched pairs; identities are split into ten
-/// disjoint groups so that no identity appears in two folds.
+/// disjoint groups so that no identity appears in two folds (when there are
+/// at least 20 identities; with fewer, every fold uses all of them).
 pub fn make_pairs(set: &FaceSet, per_fold: usize, seed: u64) -> Vec<Pair> {
     let mut rng = Rng::new(seed);
     let mut by_class: Vec<Vec<usize>> = vec![vec![]; set.classes()];
@@ -230,7 +231,13 @@ pub fn make_pairs(set: &FaceSet, per_fold: usize, seed: u64) -> Vec<Pair> {
     rng.shuffle(&mut classes);
     let mut pairs = vec![];
     for fold in 0..10 {
-        let group: Vec<usize> = classes.iter().copied().skip(fold).step_by(10).collect();
+        // Identities split into ten disjoint groups, one per fold; with fewer
+        // than 20 (MNIST's ten digits) every fold draws from all of them.
+        let group: Vec<usize> = if classes.len() >= 20 {
+            classes.iter().copied().skip(fold).step_by(10).collect()
+        } else {
+            classes.clone()
+        };
         let multi: Vec<usize> = group
             .iter()
             .copied()
