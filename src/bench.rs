@@ -332,16 +332,33 @@ pub fn conditions(quick: bool) -> String {
 /// spends its time: forward, backward and optimiser wall time, and the kernel
 /// sections of `tensor::profile`. One warm-up step first.
 pub fn profile_step(quick: bool, exclusive: f64) -> Result<Vec<(String, f64)>> {
-    use tensor::profile;
     let batch = if quick { 2 } else { 32 };
-    let cfg = sphere(ModelKind::Sphereface20, batch, exclusive);
-    let classes = 10_572;
+    profile_config(&sphere(ModelKind::Sphereface20, batch, exclusive), 10_572)
+}
+
+/// The same breakdown for LeNet++ at batch 128 (8 with `quick`), 10 classes.
+pub fn profile_lenetpp(quick: bool) -> Result<Vec<(String, f64)>> {
+    let cfg = TrainConfig {
+        model: ModelKind::Lenetpp,
+        loss: LossKind::Softmax,
+        input: (1, 28, 28),
+        feature_dim: 2,
+        batch: if quick { 8 } else { 128 },
+        ..TrainConfig::default()
+    };
+    profile_config(&cfg, 10)
+}
+
+fn profile_config(cfg: &TrainConfig, classes: usize) -> Result<Vec<(String, f64)>> {
+    use tensor::profile;
+    let (batch, cfg) = (cfg.batch, cfg.clone());
+    let (c, h, w) = cfg.input;
     let mut model = FaceModel::new(&cfg, classes)?;
     let mut opt = Optimizer::sgd(model.parameters(), 0.01, 0.9, 5e-4);
     let mut rng = Rng::new(7);
     let mut rows = vec![];
     for step in 0..2 {
-        let x = Tensor::<f32>::rand_normal(&[batch, 3, 112, 96], 0.0, 1.0, &mut rng);
+        let x = Tensor::<f32>::rand_normal(&[batch, c, h, w], 0.0, 1.0, &mut rng);
         let labels: Vec<usize> = (0..batch).map(|_| rng.below(classes)).collect();
         profile::enable(step == 1);
         let t = Instant::now();

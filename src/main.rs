@@ -503,6 +503,13 @@ fn run(cli: Cli) -> Result<()> {
                         println!("{name:<48} {:>9.1} ms", secs * 1e3);
                     }
                 }
+                println!(
+                    "LeNet++ 1x28x28, batch {}, 10 classes, softmax",
+                    if quick { 8 } else { 128 }
+                );
+                for (name, secs) in regularface::bench::profile_lenetpp(quick)? {
+                    println!("{name:<48} {:>9.1} ms", secs * 1e3);
+                }
                 return Ok(());
             }
             if let Some(name) = child {

@@ -126,6 +126,19 @@ impl Geometry {
     fn source(o: usize, k: usize, stride: usize, pad: usize, size: usize) -> Option<usize> {
         (o * stride + k).checked_sub(pad).filter(|&i| i < size)
     }
+    /// The output columns `lo..hi` whose input column `ow·stride + kj - pad`
+    /// lies inside the image (the rest read padding zeros).
+    fn valid_columns(&self, kj: usize) -> (usize, usize) {
+        let (s, pd) = (self.p.stride.1, self.p.padding.1);
+        let lo = pd.saturating_sub(kj).div_ceil(s).min(self.wo);
+        // largest ow with ow·s + kj - pd <= w - 1, plus one
+        let hi = if self.w + pd < kj + 1 {
+            0
+        } else {
+            ((self.w + pd - kj - 1) / s + 1).min(self.wo)
+        };
+        (lo, hi.max(lo))
+    }
     /// Unfold one image into the K x P block of `col` whose rows are `ld` apart.
     fn im2col<T: Element>(&self, x: &[T], col: &mut [T], ld: usize) {
         let _t = profile::scope(Section::Im2col);
@@ -136,14 +149,26 @@ impl Geometry {
             for ki in 0..self.kh {
                 for kj in 0..self.kw {
                     let row = rows.next().expect("K rows");
+                    let (lo, hi) = self.valid_columns(kj);
                     for (oh, out) in row.chunks_exact_mut(self.wo).enumerate() {
                         match Self::source(oh, ki, s.0, pd.0, self.h) {
                             None => out.fill(T::zero()),
                             Some(ih) => {
                                 let src = &plane[ih * self.w..(ih + 1) * self.w];
-                                for (ow, v) in out.iter_mut().enumerate() {
-                                    *v = Self::source(ow, kj, s.1, pd.1, self.w)
-                                        .map_or(T::zero(), |iw| src[iw]);
+                                out[..lo].fill(T::zero());
+                                out[hi..].fill(T::zero());
+                                if hi == lo {
+                                    continue;
+                                }
+                                let first = lo * s.1 + kj - pd.1;
+                                if s.1 == 1 {
+                                    out[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
+                                } else {
+                                    for (v, &x) in
+                                        out[lo..hi].iter_mut().zip(src[first..].iter().step_by(s.1))
+                                    {
+                                        *v = x;
+                                    }
                                 }
                             }
                         }
@@ -162,13 +187,14 @@ impl Geometry {
             for ki in 0..self.kh {
                 for kj in 0..self.kw {
                     let row = rows.next().expect("K rows");
+                    let (lo, hi) = self.valid_columns(kj);
                     for (oh, src) in row.chunks_exact(self.wo).enumerate() {
-                        if let Some(ih) = Self::source(oh, ki, s.0, pd.0, self.h) {
+                        if let (Some(ih), true) = (Self::source(oh, ki, s.0, pd.0, self.h), hi > lo)
+                        {
                             let dst = &mut plane[ih * self.w..(ih + 1) * self.w];
-                            for (ow, &v) in src.iter().enumerate() {
-                                if let Some(iw) = Self::source(ow, kj, s.1, pd.1, self.w) {
-                                    dst[iw] += v;
-                                }
+                            let first = lo * s.1 + kj - pd.1;
+                            for (d, &v) in dst[first..].iter_mut().step_by(s.1).zip(&src[lo..hi]) {
+                                *d += v;
                             }
                         }
                     }

@@ -605,3 +605,37 @@ fn clamp_keeps_nan_visible() {
     assert!(c[0].is_nan());
     assert_eq!(&c[1..], &[-1.0, 1.0]);
 }
+
+#[test]
+fn conv_with_padding_wider_than_the_image() {
+    // Kernel columns that see only padding for some outputs, on a 1-pixel-wide image.
+    let mut rng = Rng::new(15);
+    for (xs, ws, s, pd) in [
+        ([1, 2, 3, 1], [2, 2, 3, 3], (1, 1), (2, 2)),
+        ([2, 1, 1, 2], [1, 1, 3, 3], (2, 2), (2, 2)),
+        ([1, 1, 4, 3], [2, 1, 2, 5], (1, 3), (0, 2)),
+    ] {
+        let p = Conv2dParams {
+            stride: s,
+            padding: pd,
+        };
+        let (x, w) = (rand(&xs, &mut rng), rand(&ws, &mut rng));
+        assert_close(
+            &conv2d(&x, &w, None, p),
+            &naive_conv(&x, &w, None, p),
+            1e-10,
+        );
+        let r = rand(conv2d(&x, &w, None, p).shape(), &mut rng);
+        let g = conv2d_backward(&r, &x, &w, p, (true, true, false));
+        assert_close(
+            g.input.as_ref().unwrap(),
+            &numeric_grad(&x, |x| conv2d(x, &w, None, p).mul(&r).sum_all()),
+            1e-6,
+        );
+        assert_close(
+            g.weight.as_ref().unwrap(),
+            &numeric_grad(&w, |w| conv2d(&x, w, None, p).mul(&r).sum_all()),
+            1e-6,
+        );
+    }
+}
