@@ -4,6 +4,7 @@
 //! the `regularface` command line, on the engine crates `tensor`, `autograd`,
 //! `nn` and `facelosses`.
 
+pub mod ablation;
 pub mod bench;
 pub mod config;
 pub mod data;

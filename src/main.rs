@@ -103,6 +103,33 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// LFW ablation: softmax, center, A-Softmax, each without and with the regularizer (λ_r chosen
+    /// on a validation split of the training people), A-Softmax over several seeds.
+    Ablation {
+        /// LFW folder with pairs.txt and people.txt.
+        #[arg(long)]
+        lfw: PathBuf,
+        /// Held-out fold (0-9).
+        #[arg(long, default_value_t = 0)]
+        fold: usize,
+        #[command(flatten)]
+        model: ModelArgs,
+        /// λ_r candidates for the validation grid.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![0.5, 1.0, 2.0])]
+        grid: Vec<f64>,
+        /// Steps of each validation-grid run.
+        #[arg(long, default_value_t = 300)]
+        grid_steps: u64,
+        /// Seeds of the A-Softmax pair (the other losses use the first).
+        #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2, 3])]
+        seeds: Vec<u64>,
+        /// Output folder: a folder per run and ablation.json.
+        #[arg(long, default_value = "runs/ablation")]
+        out: PathBuf,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Measure training and inference throughput (each workload in its own process).
     Bench {
         /// Workloads to run (default: all).
@@ -483,6 +510,48 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
             println!("report: {}", out.join("mnist_toy.json").display());
+        }
+        Command::Ablation {
+            lfw,
+            fold,
+            model,
+            grid,
+            grid_steps,
+            seeds,
+            out,
+            quiet,
+        } => {
+            let base = model.config()?;
+            let data = load_data(&DataSpec::Lfw { root: lfw, fold }, base.input)?;
+            let report = regularface::ablation::run(
+                &data,
+                &regularface::ablation::AblationPlan {
+                    test_fold: fold,
+                    base,
+                    grid,
+                    grid_steps,
+                    seeds,
+                },
+                &out,
+                !quiet,
+            )?;
+            println!(
+                "{:<10} {:>6} {:>6} {:>16} {:>10} {:>10}",
+                "loss", "λ_r", "seed", "accuracy %", "Sep mean", "Sep std"
+            );
+            for r in &report.runs {
+                println!(
+                    "{:<10} {:>6} {:>6} {:>9.2} ± {:<4.2} {:>10.4} {:>10.4}",
+                    format!("{:?}", r.loss),
+                    r.exclusive,
+                    r.seed,
+                    100.0 * r.accuracy,
+                    100.0 * r.accuracy_std,
+                    r.sep_mean,
+                    r.sep_std
+                );
+            }
+            println!("report: {}", out.join("ablation.json").display());
         }
         Command::Bench {
             only,

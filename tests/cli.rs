@@ -228,3 +228,49 @@ fn mnist_toy_smoke_when_mnist_is_present() {
         assert!(png.starts_with(b"\x89PNG"), "{name} picture");
     }
 }
+
+#[test]
+fn lfw_ablation_smoke_when_lfw_is_present() {
+    let lfw = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/lfw");
+    if !lfw.join("pairs.txt").exists() {
+        println!("skipped: {} not found", lfw.display());
+        return;
+    }
+    let out = std::env::temp_dir().join(format!("regularface-ablation-{}", std::process::id()));
+    let args = [
+        "ablation",
+        "--lfw",
+        lfw.to_str().unwrap(),
+        "--fold",
+        "3",
+        "--steps",
+        "2",
+        "--grid-steps",
+        "1",
+        "--grid",
+        "0.5,1",
+        "--seeds",
+        "1,2",
+        "--height",
+        "32",
+        "--width",
+        "32",
+        "--feature-dim",
+        "16",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let (ok, stdout, err) = regularface(&args);
+    assert!(ok, "{err}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("ablation.json")).unwrap()).unwrap();
+    assert_eq!(report["test_fold"], 3);
+    assert_eq!(report["lambda_choice"].as_array().unwrap().len(), 3);
+    // softmax and center: one seed, with and without; A-Softmax: two seeds.
+    assert_eq!(
+        report["runs"].as_array().unwrap().len(),
+        2 + 2 + 4,
+        "{stdout}"
+    );
+}
