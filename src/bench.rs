@@ -11,12 +11,12 @@ use anyhow::{bail, Context, Result};
 use autograd::{no_grad, Var};
 use facelosses::exclusive_regularizer;
 use nn::optim::Optimizer;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use tensor::{Rng, Tensor};
 
 /// One measured workload.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchResult {
     /// Workload name.
     pub workload: String,
@@ -287,18 +287,10 @@ pub fn run_all(selected: &[String], quick: bool) -> Result<Vec<BenchResult>> {
             );
         }
         for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let v: serde_json::Value = serde_json::from_str(line)
-                .with_context(|| format!("workload {name} printed `{line}`"))?;
-            all.push(BenchResult {
-                workload: v["workload"].as_str().unwrap_or_default().into(),
-                unit: v["unit"].as_str().unwrap_or_default().into(),
-                img_per_s: v["img_per_s"].as_f64().unwrap_or(f64::NAN),
-                min: v["min"].as_f64().unwrap_or(f64::NAN),
-                max: v["max"].as_f64().unwrap_or(f64::NAN),
-                steps: v["steps"].as_u64().unwrap_or(0) as usize,
-                peak_rss_mib: v["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
-                detail: v["detail"].as_str().unwrap_or_default().into(),
-            });
+            all.push(
+                serde_json::from_str(line)
+                    .with_context(|| format!("workload {name} printed `{line}`"))?,
+            );
         }
     }
     Ok(all)
