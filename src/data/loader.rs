@@ -56,21 +56,33 @@ impl Sampler {
         (self.len / self.batch).max(1)
     }
 
-    /// Image indices and flips of global step `step`.
-    pub fn batch_at(&self, step: u64) -> (Vec<usize>, Vec<bool>) {
-        let spe = self.steps_per_epoch() as u64;
-        let (epoch, j) = (step / spe, (step % spe) as usize);
+    /// The image order of epoch `epoch` (a seeded permutation).
+    pub fn epoch_order(&self, epoch: u64) -> Vec<usize> {
         let mut perm: Vec<usize> = (0..self.len).collect();
         Rng::new(self.seed ^ 0xE90C_0000 ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15))
             .shuffle(&mut perm);
+        perm
+    }
+
+    /// Image indices and flips of global step `step`, given its epoch's order.
+    pub fn batch_in(&self, order: &[usize], step: u64) -> (Vec<usize>, Vec<bool>) {
+        let j = (step % self.steps_per_epoch() as u64) as usize;
         let take = self.batch.min(self.len);
-        let idx = perm[j * take..(j + 1) * take].to_vec();
+        let idx = order[j * take..(j + 1) * take].to_vec();
         let mut rng = Rng::new(self.seed ^ 0xF11F_0000 ^ step.wrapping_mul(0xBF58_476D_1CE4_E5B9));
         let flips = idx
             .iter()
             .map(|_| self.flip && rng.uniform() < 0.5)
             .collect();
         (idx, flips)
+    }
+
+    /// Image indices and flips of global step `step`.
+    pub fn batch_at(&self, step: u64) -> (Vec<usize>, Vec<bool>) {
+        self.batch_in(
+            &self.epoch_order(step / self.steps_per_epoch() as u64),
+            step,
+        )
     }
 }
 
@@ -85,8 +97,14 @@ impl Prefetcher {
     pub fn start(set: Arc<FaceSet>, sampler: Sampler, start: u64, end: u64, depth: usize) -> Self {
         let (tx, rx) = sync_channel(depth.max(1));
         let handle = std::thread::spawn(move || {
+            // The epoch's permutation is made once per epoch, not once per step.
+            let mut order: Option<(u64, Vec<usize>)> = None;
             for step in start..end {
-                let (idx, flips) = sampler.batch_at(step);
+                let epoch = step / sampler.steps_per_epoch() as u64;
+                if !matches!(&order, Some((e, _)) if *e == epoch) {
+                    order = Some((epoch, sampler.epoch_order(epoch)));
+                }
+                let (idx, flips) = sampler.batch_in(&order.as_ref().expect("set above").1, step);
                 let batch = Batch {
                     images: to_tensor(&set, &idx, &flips),
                     labels: idx.iter().map(|&i| set.labels[i]).collect(),
