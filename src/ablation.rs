@@ -59,6 +59,9 @@ pub struct AblationPlan {
     pub grid_steps: u64,
     /// Seeds of the A-Softmax pair (the other losses use the first).
     pub seeds: Vec<u64>,
+    /// Main losses to run, in this order (softmax, center, A-Softmax by default); a subset lets
+    /// the ablation be split over several invocations, each with its own report.
+    pub losses: Vec<LossKind>,
 }
 
 /// The whole ablation's report.
@@ -66,6 +69,10 @@ pub struct AblationPlan {
 pub struct AblationReport {
     /// Held-out fold.
     pub test_fold: usize,
+    /// Training steps of every test-fold run.
+    pub steps: u64,
+    /// Training steps of every validation-grid run.
+    pub grid_steps: u64,
     /// λ_r chosen per loss on the validation split.
     pub lambda_choice: Vec<LambdaChoice>,
     /// Every run on the test fold.
@@ -135,8 +142,12 @@ pub fn run(
         grid,
         grid_steps,
         seeds,
+        losses,
     } = plan;
     let (test_fold, grid_steps) = (*test_fold, *grid_steps);
+    if losses.is_empty() {
+        bail!("--losses needs at least one loss");
+    }
     if seeds.is_empty() {
         bail!("--seeds needs at least one seed");
     }
@@ -155,10 +166,12 @@ pub fn run(
     let full = Arc::new(data.train.clone());
     let mut report = AblationReport {
         test_fold,
+        steps: base.steps,
+        grid_steps,
         lambda_choice: vec![],
         runs: vec![],
     };
-    for loss in [LossKind::Softmax, LossKind::Center, LossKind::Asoftmax] {
+    for &loss in losses {
         let margin = if loss == LossKind::Asoftmax {
             4.0
         } else {

@@ -123,6 +123,9 @@ enum Command {
         /// Seeds of the A-Softmax pair (the other losses use the first).
         #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2, 3])]
         seeds: Vec<u64>,
+        /// Main losses to run (a subset splits the ablation over several invocations).
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = vec![LossKind::Softmax, LossKind::Center, LossKind::Asoftmax])]
+        losses: Vec<LossKind>,
         /// Output folder: a folder per run and ablation.json.
         #[arg(long, default_value = "runs/ablation")]
         out: PathBuf,
@@ -518,6 +521,7 @@ fn run(cli: Cli) -> Result<()> {
             grid,
             grid_steps,
             seeds,
+            losses,
             out,
             quiet,
         } => {
@@ -531,6 +535,7 @@ fn run(cli: Cli) -> Result<()> {
                     grid,
                     grid_steps,
                     seeds,
+                    losses,
                 },
                 &out,
                 !quiet,
