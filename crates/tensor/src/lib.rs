@@ -34,6 +34,8 @@ pub mod pool;
 pub mod profile;
 pub mod random;
 mod reduce;
+#[cfg(target_arch = "x86_64")]
+pub mod sgemm;
 mod shape;
 pub mod simd;
 mod tensor;
@@ -116,6 +118,26 @@ impl Element for f32 {
         rsc: isize,
         csc: isize,
     ) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::sgemm::avx512_enabled() {
+            // SAFETY: forwarded from the caller's contract above; AVX-512F was detected.
+            unsafe {
+                crate::sgemm::sgemm(
+                    m,
+                    k,
+                    n,
+                    alpha,
+                    a,
+                    (rsa, csa),
+                    b,
+                    (rsb, csb),
+                    beta,
+                    c,
+                    (rsc, csc),
+                )
+            };
+            return;
+        }
         // SAFETY: forwarded from the caller's contract above.
         unsafe {
             matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
