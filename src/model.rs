@@ -180,7 +180,7 @@ impl FaceModel {
     fn exclusive_term(&mut self, w: &Var<f32>, step: u64) -> Var<f32> {
         let lambda = self.cfg.exclusive as f32;
         let k = self.cfg.exclusive_refresh.max(1);
-        if k == 1 || self.cached_neighbours.is_none() || step % k == 0 {
+        if k == 1 || self.cached_neighbours.is_none() || step.is_multiple_of(k) {
             let (reg, nn) = exclusive_regularizer(w);
             self.cached_neighbours = Some(nn);
             return reg.mul_scalar(lambda);

@@ -25,41 +25,6 @@ use crate::gemm::{gemm, MatRef};
 use crate::profile::{self, Section};
 use crate::{Element, Tensor};
 use rayon::prelude::*;
-use std::any::TypeId;
-
-#[cfg(target_arch = "x86_64")]
-mod implicit;
-
-/// `s` seen as `f32` when `T` is `f32` (the precision of the implicit-GEMM path).
-fn as_f32<T: Element>(s: &[T]) -> Option<&[f32]> {
-    // SAFETY: T is f32 (same type, layout and length).
-    (TypeId::of::<T>() == TypeId::of::<f32>())
-        .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast(), s.len()) })
-}
-
-/// Mutable form of [`as_f32`].
-fn as_f32_mut<T: Element>(s: &mut [T]) -> Option<&mut [f32]> {
-    // SAFETY: T is f32 (same type, layout and length); the borrow is carried over.
-    (TypeId::of::<T>() == TypeId::of::<f32>())
-        .then(|| unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) })
-}
-
-/// Whether the implicit-GEMM kernels ([`implicit`]) take this call: `f32`, an
-/// AVX-512 CPU, and a group for every worker (their GEMMs are single-threaded).
-fn use_implicit<T: Element>(inner_parallel: bool) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        TypeId::of::<T>() == TypeId::of::<f32>()
-            && !inner_parallel
-            && crate::sgemm::avx512_enabled()
-            && std::env::var_os("REGULARFACE_CONV_IM2COL").is_none()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = inner_parallel;
-        false
-    }
-}
 
 /// Stride and zero padding of a 2-D convolution, as (rows, columns).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -314,13 +279,6 @@ pub fn try_conv2d<T: Element>(
     let mut out = vec![T::zero(); g.n * g.o * g.pixels()];
     let group = g.group_size();
     let inner = g.inner_parallel(group);
-    #[cfg(target_arch = "x86_64")]
-    if use_implicit::<T>(inner) {
-        let (x32, w32) = (as_f32(xs).expect("f32"), as_f32(ws).expect("f32"));
-        let b32 = bias.as_deref().map(|b| as_f32(b).expect("f32"));
-        implicit::forward(&g, x32, w32, b32, as_f32_mut(&mut out).expect("f32"), group);
-        return Tensor::from_vec(&[g.n, g.o, g.ho, g.wo], out);
-    }
     let chunks = out
         .par_chunks_mut((group * g.o * g.pixels()).max(1))
         .zip(xs.par_chunks((group * g.image_len()).max(1)));
@@ -436,12 +394,6 @@ pub fn try_conv2d_backward<T: Element>(
     let input = want_input.then(|| {
         let _t = profile::scope(Section::ConvInputGrad);
         let mut gx = vec![T::zero(); xs.len()];
-        #[cfg(target_arch = "x86_64")]
-        if use_implicit::<T>(inner) {
-            let (gy32, w32) = (as_f32(gys).expect("f32"), as_f32(ws).expect("f32"));
-            implicit::input_grad(&g, gy32, w32, as_f32_mut(&mut gx).expect("f32"), group);
-            return Tensor::from_vec(x.shape(), gx).expect("input-sized");
-        }
         let chunks = gx.par_chunks_mut(xg_len).zip(gys.par_chunks(gyg_len));
         chunks.for_each_init(
             || (Vec::new(), Vec::new()),
@@ -475,17 +427,7 @@ pub fn try_conv2d_backward<T: Element>(
         let partials: Vec<Vec<T>> = groups
             .par_chunks(per.max(1))
             .map(|range| {
-                let mut acc = vec![T::zero(); ok];
-                #[cfg(target_arch = "x86_64")]
-                if use_implicit::<T>(inner) {
-                    let range: Vec<(&[f32], &[f32])> = range
-                        .iter()
-                        .map(|&(xg, gyg)| (as_f32(xg).expect("f32"), as_f32(gyg).expect("f32")))
-                        .collect();
-                    implicit::weight_grad(&g, &range, as_f32_mut(&mut acc).expect("f32"));
-                    return acc;
-                }
-                let (mut buf, mut wide) = (Vec::new(), Vec::new());
+                let (mut acc, mut buf, mut wide) = (vec![T::zero(); ok], Vec::new(), Vec::new());
                 for &(xg, gyg) in range {
                     let cols = wide_grad(gyg, &mut wide);
                     let gm =

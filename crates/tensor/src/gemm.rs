@@ -1,9 +1,11 @@
-//! Matrix multiplication on `matrixmultiply`, with strided operands so a
-//! transposed matrix is a view, never a copy.
+//! Matrix multiplication with strided operands, so a transposed matrix is a
+//! view, never a copy. The single-threaded kernel underneath is
+//! [`Element::gemm_kernel`]: our AVX-512 sgemm for `f32` where the CPU has it
+//! (`crate::sgemm`), `matrixmultiply` otherwise.
 //!
 //! Parallelism: one level only. By default we split a large GEMM into row (or
 //! column) panels that `rayon` runs on its pool, each panel a single-threaded
-//! `matrixmultiply` call; the convolution kernels instead run single-threaded
+//! kernel call; the convolution kernels instead run single-threaded
 //! GEMMs inside their own rayon loop over images. The alternative, the
 //! `matrixmultiply-threading` feature, lets matrixmultiply thread each call on
 //! its own pool; mixing it with our rayon loops would oversubscribe the cores.

@@ -7,8 +7,9 @@
 //! * Elementwise ops broadcast like NumPy; their contiguous fast paths run in
 //!   kernels compiled twice (portable and AVX2+FMA) and picked at run time
 //!   ([`simd`]), split across `rayon` above a size threshold.
-//! * [`gemm`] multiplies strided matrices on `matrixmultiply`, so a transposed
-//!   operand is a view, never a copy.
+//! * [`gemm`] multiplies strided matrices, so a transposed operand is a view,
+//!   never a copy: `f32` on our own AVX-512 kernel ([`sgemm`]) when the CPU has
+//!   it, otherwise (and for `f64`) on `matrixmultiply`.
 //! * [`conv`] and [`pool`] hold NCHW convolution (im2col + GEMM) and pooling
 //!   kernels with their gradients.
 //! * Every shape-checking op has a fallible `try_*` form returning a
@@ -53,7 +54,8 @@ use std::iter::Sum;
 /// The element types a [`Tensor`] can hold: `f32` and `f64`.
 ///
 /// Everything numeric goes through `num-traits`; the only per-type code is the
-/// GEMM entry point, since `matrixmultiply` has one function per precision.
+/// GEMM entry point: `f32` has our own AVX-512 kernel, and `matrixmultiply`
+/// has one function per precision.
 pub trait Element:
     Float
     + FromPrimitive

@@ -64,11 +64,24 @@ pub fn cpu_features() -> String {
                 f.push(name);
             }
         }
-        format!("{} (kernels: {:?})", f.join(" "), simd_level())
+        let gemm = if crate::sgemm::avx512_enabled() {
+            "own AVX-512 8x32"
+        } else {
+            "matrixmultiply"
+        };
+        format!(
+            "{} (kernels: {:?}; f32 GEMM: {gemm})",
+            f.join(" "),
+            simd_level()
+        )
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        format!("{} (kernels: {:?})", std::env::consts::ARCH, simd_level())
+        format!(
+            "{} (kernels: {:?}; f32 GEMM: matrixmultiply)",
+            std::env::consts::ARCH,
+            simd_level()
+        )
     }
 }
 
