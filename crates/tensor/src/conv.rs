@@ -193,8 +193,13 @@ impl Geometry {
                         {
                             let dst = &mut plane[ih * self.w..(ih + 1) * self.w];
                             let first = lo * s.1 + kj - pd.1;
-                            for (d, &v) in dst[first..].iter_mut().step_by(s.1).zip(&src[lo..hi]) {
-                                *d += v;
+                            if s.1 == 1 {
+                                // a plain zip, which LLVM vectorises (step_by does not)
+                                let dst = &mut dst[first..first + hi - lo];
+                                dst.iter_mut().zip(&src[lo..hi]).for_each(|(d, &v)| *d += v);
+                            } else {
+                                let dst = dst[first..].iter_mut().step_by(s.1);
+                                dst.zip(&src[lo..hi]).for_each(|(d, &v)| *d += v);
                             }
                         }
                     }
@@ -235,17 +240,22 @@ impl Geometry {
 /// Target width (G·P) of a group's column matrix.
 const GROUP_COLUMNS: usize = 384;
 
-/// Copy per-image blocks `src` (each O x P) into the O x (G·P) matrix `dst`, or back.
-fn interleave<T: Copy>(blocks: &mut [T], wide: &mut [T], o: usize, p: usize, to_wide: bool) {
+/// Copy the O x (G·P) matrix `wide` into per-image blocks (each O x P).
+fn to_blocks<T: Copy>(wide: &[T], blocks: &mut [T], o: usize, p: usize) {
     let g = blocks.len() / (o * p).max(1);
     for (j, block) in blocks.chunks_exact_mut(o * p).enumerate() {
         for (r, row) in block.chunks_exact_mut(p).enumerate() {
-            let w = &mut wide[r * g * p + j * p..r * g * p + (j + 1) * p];
-            if to_wide {
-                w.copy_from_slice(row);
-            } else {
-                row.copy_from_slice(w);
-            }
+            row.copy_from_slice(&wide[r * g * p + j * p..r * g * p + (j + 1) * p]);
+        }
+    }
+}
+
+/// Copy per-image blocks (each O x P) into the O x (G·P) matrix `wide`.
+fn to_wide<T: Copy>(blocks: &[T], wide: &mut [T], o: usize, p: usize) {
+    let g = blocks.len() / (o * p).max(1);
+    for (j, block) in blocks.chunks_exact(o * p).enumerate() {
+        for (r, row) in block.chunks_exact(p).enumerate() {
+            wide[r * g * p + j * p..r * g * p + (j + 1) * p].copy_from_slice(row);
         }
     }
 }
@@ -307,7 +317,7 @@ pub fn try_conv2d<T: Element>(
                     wide,
                     inner,
                 );
-                interleave(yg, wide, g.o, g.pixels(), false);
+                to_blocks(wide, yg, g.o, g.pixels());
             }
             if let Some(b) = &bias {
                 for (i, row) in yg.chunks_exact_mut(g.pixels().max(1)).enumerate() {
@@ -385,8 +395,7 @@ pub fn try_conv2d_backward<T: Element>(
         let cols = gyg.len() / g.o.max(1);
         if cols != g.pixels() {
             wide.resize(gyg.len(), T::zero());
-            let mut blocks = gyg.to_vec();
-            interleave(&mut blocks, wide, g.o, g.pixels(), true);
+            to_wide(gyg, wide, g.o, g.pixels());
         }
         cols
     };

@@ -172,11 +172,16 @@ impl PackB for Strided {
                     );
                 }
             } else {
-                // a transposed view: read down each column
-                for j in 0..cols {
-                    let col = src.offset(j as isize * self.cs);
-                    for p in 0..kc {
-                        *dst.add(p * NR + j) = *col.offset(p as isize * self.rs);
+                // A transposed view: read down each column, in blocks of 32
+                // rows so that the 32 sliver rows being written (4 KiB) stay
+                // in L1 (a whole-kc pass writes 48 KiB and misses on every store).
+                for pb in (0..kc).step_by(32) {
+                    let rows = 32.min(kc - pb);
+                    for j in 0..cols {
+                        let col = src.offset(j as isize * self.cs + pb as isize * self.rs);
+                        for p in 0..rows {
+                            *dst.add((pb + p) * NR + j) = *col.offset(p as isize * self.rs);
+                        }
                     }
                 }
             }
