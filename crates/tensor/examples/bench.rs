@@ -129,24 +129,32 @@ fn main() {
 #[cfg(target_arch = "x86_64")]
 fn kernel_table(reps: usize, rng: &mut Rng) {
     println!(
-        "\nsingle-thread kernels on conv GEMM shapes, GFLOP/s (median of {reps})\n{:<30} {:>10} {:>14} {:>8}",
-        "m x k x n (layout)", "ours", "matrixmult.", "ratio"
+        "\nsingle-thread kernels on conv GEMM shapes, GFLOP/s (median of {reps})\n{:<40} {:>10} {:>14} {:>8}",
+        "m x k x n (what)", "ours", "matrixmult.", "ratio"
     );
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
         .expect("pool");
+    let mut shapes = vec![];
     for (o, k, cols) in [
         (64, 576, 2688),
         (128, 1152, 672),
         (256, 2304, 504),
         (512, 4608, 420),
     ] {
-        for (name, m, kk, n, ta, tb) in [
-            ("fwd NN", o, k, cols, false, false),
-            ("in-grad TN", k, o, cols, true, false),
-            ("w-grad NT", o, cols, k, false, true),
-        ] {
+        shapes.push(("conv fwd NN", o, k, cols, false, false));
+        shapes.push(("conv in-grad TN", k, o, cols, true, false));
+        shapes.push(("conv w-grad NT", o, cols, k, false, true));
+    }
+    // one image of the last stage, then fc5 and the classifier (forward and both gradients)
+    shapes.push(("conv4 one image NN", 512, 4608, 42, false, false));
+    shapes.push(("fc5 fwd NN", 32, 21504, 512, false, false));
+    shapes.push(("classifier fwd NT", 32, 512, 10572, false, true));
+    shapes.push(("classifier dW TN", 10572, 32, 512, true, false));
+    shapes.push(("classifier df NN", 32, 10572, 512, false, false));
+    {
+        for (name, m, kk, n, ta, tb) in shapes {
             let a = Tensor::<f32>::rand_normal(&[m * kk], 0.0, 1.0, rng).to_vec();
             let b = Tensor::<f32>::rand_normal(&[kk * n], 0.0, 1.0, rng).to_vec();
             let mut c = vec![0.0f32; m * n];
@@ -212,7 +220,7 @@ fn kernel_table(reps: usize, rng: &mut Rng) {
             };
             let (x, y) = (med(&mut ours), med(&mut theirs));
             println!(
-                "{:<30} {:>10.1} {:>14.1} {:>8.2}",
+                "{:<40} {:>10.1} {:>14.1} {:>8.2}",
                 format!("{m}x{kk}x{n} ({name})"),
                 x,
                 y,

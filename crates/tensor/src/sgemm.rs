@@ -24,9 +24,9 @@
 //! project's Zen 4 (single thread, `cargo run --release -p tensor --example
 //! bench`): deeper slices won (fewer read-modify-writes of C per tile) even
 //! though a B sliver (48 KiB) then overflows L1. Edges are packed with zeros to
-//! whole tiles; the micro-kernel leaves its tile in an aligned buffer and the
-//! output side ([`StoreC`]) writes it: vector stores for full tiles of a
-//! unit-stride C, element by element otherwise. `beta` is applied on the first KC
+//! whole tiles; a full tile of a unit-stride C is stored straight from the
+//! registers, any other tile goes through an aligned buffer to the output side
+//! ([`StoreC::store`]). `beta` is applied on the first KC
 //! slice only (and C is never read when it is 0, so an uninitialised or
 //! NaN-filled C is overwritten, as BLAS does).
 //!
@@ -122,6 +122,14 @@ pub trait StoreC {
         tile: &Tile,
         first: bool,
     );
+
+    /// Where a full tile at (i0, j0) may instead be written straight from the
+    /// registers: the address of C[i0][j0], C's row stride (columns adjacent)
+    /// and the weight of C's old value. `None` (the default) sends every tile
+    /// through [`StoreC::store`].
+    fn direct(&self, _i0: usize, _j0: usize, _first: bool) -> Option<(*mut f32, isize, f32)> {
+        None
+    }
 }
 
 /// One finished micro-tile, MR rows of two 16-lane lines.
@@ -145,6 +153,17 @@ impl PackA for Strided {
             let src = self
                 .ptr
                 .offset(i0 as isize * self.rs + p0 as isize * self.cs);
+            if self.rs == 1 {
+                // a transposed view: the sliver's column p is `rows` consecutive floats
+                for p in 0..kc {
+                    std::ptr::copy_nonoverlapping(
+                        src.offset(p as isize * self.cs),
+                        dst.add(p * MR),
+                        rows,
+                    );
+                }
+                return;
+            }
             for p in 0..kc {
                 let col = src.offset(p as isize * self.cs);
                 for i in 0..rows {
@@ -172,20 +191,71 @@ impl PackB for Strided {
                     );
                 }
             } else {
-                // A transposed view: read down each column, in blocks of 32
-                // rows so that the 32 sliver rows being written (4 KiB) stay
-                // in L1 (a whole-kc pass writes 48 KiB and misses on every store).
-                for pb in (0..kc).step_by(32) {
-                    let rows = 32.min(kc - pb);
-                    for j in 0..cols {
-                        let col = src.offset(j as isize * self.cs + pb as isize * self.rs);
-                        for p in 0..rows {
-                            *dst.add((pb + p) * NR + j) = *col.offset(p as isize * self.rs);
-                        }
+                // A transposed view: columns of B are rows in memory. Full
+                // 16 x 16 blocks of a unit-stride column go through registers
+                // (16 row loads, an in-register transpose, 16 aligned stores);
+                // the edges are copied element by element.
+                let full_p = if self.rs == 1 { kc / 16 * 16 } else { 0 };
+                let full_j = if self.rs == 1 { cols / 16 * 16 } else { 0 };
+                for pb in (0..full_p).step_by(16) {
+                    for jb in (0..full_j).step_by(16) {
+                        transpose_block(
+                            src.offset(jb as isize * self.cs + pb as isize),
+                            self.cs,
+                            dst.add(pb * NR + jb),
+                        );
                     }
                 }
+                let scalar = |p_range: std::ops::Range<usize>, j_range: std::ops::Range<usize>| {
+                    for j in j_range {
+                        let col = src.offset(j as isize * self.cs);
+                        for p in p_range.clone() {
+                            *dst.add(p * NR + j) = *col.offset(p as isize * self.rs);
+                        }
+                    }
+                };
+                scalar(0..full_p, full_j..cols);
+                scalar(full_p..kc, 0..cols);
             }
         }
+    }
+}
+
+/// Copy the 16 x 16 block whose row `j` is the 16 floats at `src + j·stride`
+/// to `dst` transposed: row `p` of the result (16 floats) at `dst + p·NR`.
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_block(src: *const f32, stride: isize, dst: *mut f32) {
+    let mut r = [_mm512_setzero_ps(); 16];
+    for (j, v) in r.iter_mut().enumerate() {
+        // SAFETY: the caller's block: 16 rows of 16 readable floats.
+        *v = unsafe { _mm512_loadu_ps(src.offset(j as isize * stride)) };
+    }
+    // Interleave pairs of rows, then pairs of pairs within 128-bit lanes, then
+    // exchange 128-bit lanes twice: the classic 4-stage 16 x 16 transpose.
+    let mut t = [_mm512_setzero_ps(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for b in (0..16).step_by(4) {
+        r[b] = _mm512_shuffle_ps::<0x44>(t[b], t[b + 2]);
+        r[b + 1] = _mm512_shuffle_ps::<0xEE>(t[b], t[b + 2]);
+        r[b + 2] = _mm512_shuffle_ps::<0x44>(t[b + 1], t[b + 3]);
+        r[b + 3] = _mm512_shuffle_ps::<0xEE>(t[b + 1], t[b + 3]);
+    }
+    for i in 0..4 {
+        t[i] = _mm512_shuffle_f32x4::<0x88>(r[i], r[i + 4]);
+        t[i + 4] = _mm512_shuffle_f32x4::<0xDD>(r[i], r[i + 4]);
+        t[i + 8] = _mm512_shuffle_f32x4::<0x88>(r[i + 8], r[i + 12]);
+        t[i + 12] = _mm512_shuffle_f32x4::<0xDD>(r[i + 8], r[i + 12]);
+    }
+    for i in 0..8 {
+        r[i] = _mm512_shuffle_f32x4::<0x88>(t[i], t[i + 8]);
+        r[i + 8] = _mm512_shuffle_f32x4::<0xDD>(t[i], t[i + 8]);
+    }
+    for (p, v) in r.iter().enumerate() {
+        // SAFETY: row p of the sliver block, 64-byte aligned (NR·4 = 128 bytes per row, column 0 or 16).
+        unsafe { _mm512_store_ps(dst.add(p * NR), *v) };
     }
 }
 
@@ -218,12 +288,6 @@ impl StoreC for StridedOut {
             let c = self
                 .ptr
                 .offset(i0 as isize * self.rs + j0 as isize * self.cs);
-            if cols == NR && self.cs == 1 {
-                for (i, pair) in tile.chunks_exact(2).take(rows).enumerate() {
-                    add_row(c.offset(i as isize * self.rs), pair, beta);
-                }
-                return;
-            }
             for i in 0..rows {
                 for j in 0..cols {
                     let v = tile[2 * i + j / 16].0[j % 16];
@@ -233,20 +297,13 @@ impl StoreC for StridedOut {
             }
         }
     }
-}
 
-/// `row[0..32] = pair + beta·row` with two 16-lane vectors (row not read when beta is 0).
-#[target_feature(enable = "avx512f")]
-unsafe fn add_row(row: *mut f32, pair: &[Line], beta: f32) {
-    // SAFETY: `row` addresses 32 writable floats (the caller's tile), `pair` two aligned lines.
-    unsafe {
-        for (h, line) in pair.iter().enumerate() {
-            let mut v = _mm512_load_ps(line.0.as_ptr());
-            if beta != 0.0 {
-                v = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_loadu_ps(row.add(16 * h)), v);
-            }
-            _mm512_storeu_ps(row.add(16 * h), v);
-        }
+    fn direct(&self, i0: usize, j0: usize, first: bool) -> Option<(*mut f32, isize, f32)> {
+        let beta = if first { self.beta } else { 1.0 };
+        let at = self
+            .ptr
+            .wrapping_offset(i0 as isize * self.rs + j0 as isize);
+        (self.cs == 1).then_some((at, self.rs, beta))
     }
 }
 
@@ -358,13 +415,24 @@ pub unsafe fn gemm_packed<A: PackA, B: PackB, C: StoreC>(
                     }
                     for jr in (0..nc).step_by(NR) {
                         for ir in (0..mc).step_by(MR) {
-                            // SAFETY: the slivers hold kc x MR and kc x NR floats.
-                            unsafe {
-                                kernel_8x32(kc, pa.add(ir * kc), pb.add(jr * kc), alpha, &mut tile)
-                            };
                             let (rows, cols) = (MR.min(mc - ir), NR.min(nc - jr));
-                            // SAFETY: the tile lies inside C (the caller's contract).
-                            unsafe { c.store(ic + ir, jc + jr, rows, cols, &tile, pc == 0) };
+                            let (i0, j0) = (ic + ir, jc + jr);
+                            let out = match c.direct(i0, j0, pc == 0) {
+                                Some((at, rs, beta)) if rows == MR && cols == NR => {
+                                    Out::Direct(at, rs, beta)
+                                }
+                                _ => Out::Tile(&mut tile),
+                            };
+                            let through_tile = matches!(out, Out::Tile(_));
+                            // SAFETY: the slivers hold kc x MR and kc x NR floats; a
+                            // direct tile lies inside C (the caller's contract).
+                            unsafe {
+                                kernel_8x32(kc, pa.add(ir * kc), pb.add(jr * kc), alpha, out)
+                            };
+                            if through_tile {
+                                // SAFETY: the tile lies inside C (the caller's contract).
+                                unsafe { c.store(i0, j0, rows, cols, &tile, pc == 0) };
+                            }
                         }
                     }
                 }
@@ -377,7 +445,7 @@ pub unsafe fn gemm_packed<A: PackA, B: PackB, C: StoreC>(
 /// and `kc x NR` packed as above: per step of the shared dimension, two vector
 /// loads of B and MR broadcasts of A feed 16 fused multiply-adds.
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel_8x32(kc: usize, a: *const f32, b: *const f32, alpha: f32, tile: &mut Tile) {
+unsafe fn kernel_8x32(kc: usize, a: *const f32, b: *const f32, alpha: f32, out: Out<'_>) {
     let mut lo = [_mm512_setzero_ps(); MR];
     let mut hi = [_mm512_setzero_ps(); MR];
     for p in 0..kc {
@@ -395,13 +463,41 @@ unsafe fn kernel_8x32(kc: usize, a: *const f32, b: *const f32, alpha: f32, tile:
         }
     }
     let va = _mm512_set1_ps(alpha);
-    for i in 0..MR {
-        // SAFETY: the tile's lines are 64-byte aligned.
-        unsafe {
-            _mm512_store_ps(tile[2 * i].0.as_mut_ptr(), _mm512_mul_ps(va, lo[i]));
-            _mm512_store_ps(tile[2 * i + 1].0.as_mut_ptr(), _mm512_mul_ps(va, hi[i]));
+    match out {
+        Out::Tile(tile) => {
+            for i in 0..MR {
+                // SAFETY: the tile's lines are 64-byte aligned.
+                unsafe {
+                    _mm512_store_ps(tile[2 * i].0.as_mut_ptr(), _mm512_mul_ps(va, lo[i]));
+                    _mm512_store_ps(tile[2 * i + 1].0.as_mut_ptr(), _mm512_mul_ps(va, hi[i]));
+                }
+            }
+        }
+        Out::Direct(c, rs, beta) => {
+            let vb = _mm512_set1_ps(beta);
+            for i in 0..MR {
+                // SAFETY: a full tile of C: row i holds NR writable floats at c + i·rs.
+                unsafe {
+                    let row = c.offset(i as isize * rs);
+                    let (mut r0, mut r1) = (_mm512_mul_ps(va, lo[i]), _mm512_mul_ps(va, hi[i]));
+                    if beta != 0.0 {
+                        r0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(row), r0);
+                        r1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(row.add(16)), r1);
+                    }
+                    _mm512_storeu_ps(row, r0);
+                    _mm512_storeu_ps(row.add(16), r1);
+                }
+            }
         }
     }
+}
+
+/// Where the micro-kernel puts its result.
+enum Out<'a> {
+    /// The aligned tile buffer, for [`StoreC::store`].
+    Tile(&'a mut Tile),
+    /// Straight into C: C[i0][j0], row stride, beta (see [`StoreC::direct`]).
+    Direct(*mut f32, isize, f32),
 }
 
 #[cfg(test)]
