@@ -385,34 +385,20 @@ pub unsafe fn gemm_packed<A: PackA, B: PackB, C: StoreC>(
             let nc = NC.min(n - jc);
             for pc in (0..k).step_by(KC) {
                 let kc = KC.min(k - pc);
-                for (s, j0) in (jc..jc + nc).step_by(NR).enumerate() {
-                    let cols = NR.min(jc + nc - j0);
-                    // SAFETY: sliver s of the packed block holds kc·NR floats.
-                    unsafe {
-                        let dst = pb.add(s * NR * kc);
-                        b.pack(pc, kc, j0, cols, dst);
-                        if cols < NR {
-                            for p in 0..kc {
-                                std::ptr::write_bytes(dst.add(p * NR + cols), 0, NR - cols);
-                            }
-                        }
-                    }
-                }
+                // SAFETY: the B buffer holds the nc x kc block; the caller's contract bounds B.
+                unsafe {
+                    pack_slivers(jc, nc, NR, kc, pb, |j0, cols, dst| {
+                        b.pack(pc, kc, j0, cols, dst)
+                    })
+                };
                 for ic in (0..m).step_by(MC) {
                     let mc = MC.min(m - ic);
-                    for (s, i0) in (ic..ic + mc).step_by(MR).enumerate() {
-                        let rows = MR.min(ic + mc - i0);
-                        // SAFETY: sliver s of the packed block holds kc·MR floats.
-                        unsafe {
-                            let dst = pa.add(s * MR * kc);
-                            a.pack(i0, rows, pc, kc, dst);
-                            if rows < MR {
-                                for p in 0..kc {
-                                    std::ptr::write_bytes(dst.add(p * MR + rows), 0, MR - rows);
-                                }
-                            }
-                        }
-                    }
+                    // SAFETY: the A buffer holds the mc x kc block; the caller's contract bounds A.
+                    unsafe {
+                        pack_slivers(ic, mc, MR, kc, pa, |i0, rows, dst| {
+                            a.pack(i0, rows, pc, kc, dst)
+                        })
+                    };
                     for jr in (0..nc).step_by(NR) {
                         for ir in (0..mc).step_by(MR) {
                             let (rows, cols) = (MR.min(mc - ir), NR.min(nc - jr));
@@ -439,6 +425,36 @@ pub unsafe fn gemm_packed<A: PackA, B: PackB, C: StoreC>(
             }
         }
     });
+}
+
+/// Pack the rows (or columns) `start .. start + total` of one block into slivers
+/// of `width`, each `kc` deep, one after another in `buf`; `pack(first, size, dst)`
+/// writes one sliver and the last one's missing rows are zero-filled.
+///
+/// # Safety
+/// `buf` holds `total.next_multiple_of(width)·kc` floats and `pack` is safe to call
+/// for every sliver of the block.
+unsafe fn pack_slivers(
+    start: usize,
+    total: usize,
+    width: usize,
+    kc: usize,
+    buf: *mut f32,
+    mut pack: impl FnMut(usize, usize, *mut f32),
+) {
+    for (s, first) in (start..start + total).step_by(width).enumerate() {
+        let size = width.min(start + total - first);
+        // SAFETY: sliver s of the buffer holds kc·width floats.
+        unsafe {
+            let dst = buf.add(s * width * kc);
+            pack(first, size, dst);
+            if size < width {
+                for p in 0..kc {
+                    std::ptr::write_bytes(dst.add(p * width + size), 0, width - size);
+                }
+            }
+        }
+    }
 }
 
 /// The micro-kernel: `tile = alpha·(A_sliver · B_sliver)` for slivers `MR x kc`
