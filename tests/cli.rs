@@ -273,4 +273,23 @@ fn lfw_ablation_smoke_when_lfw_is_present() {
         2 + 2 + 4,
         "{stdout}"
     );
+    assert_eq!(
+        (report["steps"].as_u64(), report["grid_steps"].as_u64()),
+        (Some(2), Some(1))
+    );
+
+    // A subset of the losses, as when the ablation is split over invocations.
+    let mut subset = args.to_vec();
+    subset.extend(["--losses", "center"]);
+    let (ok, _, err) = regularface(&subset);
+    assert!(ok, "{err}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("ablation.json")).unwrap()).unwrap();
+    let losses: Vec<_> = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["loss"].clone())
+        .collect();
+    assert_eq!(losses, vec![serde_json::json!("center"); 2]);
 }
