@@ -65,9 +65,13 @@ fn backward_frees_the_graph_and_reuses_gradient_slots() {
     let slope = Param::new(Tensor::full(&[8], 0.25));
     let fc = Param::new(Tensor::rand_normal(&[8 * 16 * 16, 3], 0.0, 0.01, &mut rng));
     // Warm up with throw-away parameters: the rayon pool and its queues
-    // allocate on first use, and that is not the graph's memory.
+    // allocate on first use, and so does each thread's pair of GEMM packing
+    // buffers (on its first GEMM, whichever thread work-stealing hands it to):
+    // that is not the graph's memory, so every thread runs a GEMM first.
     let fresh = |p: &Param<f32>| Param::new(p.value().to_contiguous().add_scalar(0.0));
     step(&x, &fresh(&conv), &fresh(&slope), &fresh(&fc));
+    let a = Tensor::<f32>::full(&[4, 4], 1.0);
+    rayon::broadcast(|_| a.matmul(&a));
     let before = live();
     step(&x, &conv, &slope, &fc);
     let after_first = live();

@@ -72,7 +72,8 @@ pub struct Line(pub [f32; 16]);
 
 thread_local! {
     /// This thread's packing buffers (A block, B block), kept between calls so
-    /// the steady state allocates nothing.
+    /// the steady state allocates nothing (a thread allocates them, once, on
+    /// its first GEMM).
     static PACK: RefCell<(Vec<Line>, Vec<Line>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
@@ -378,8 +379,10 @@ pub unsafe fn gemm_packed<A: PackA, B: PackB, C: StoreC>(
     }
     PACK.with(|bufs| {
         let (abuf, bbuf) = &mut *bufs.borrow_mut();
-        let pa = grow(abuf, MC.min(m.next_multiple_of(MR)) * KC);
-        let pb = grow(bbuf, NC.min(n.next_multiple_of(NR)) * KC);
+        // Full size on a thread's first GEMM (190 KiB + 1.5 MiB, pages touched
+        // only as used): later calls never allocate, whatever their shape.
+        let pa = grow(abuf, MC * KC);
+        let pb = grow(bbuf, NC * KC);
         let mut tile: Tile = [Line([0.0; 16]); 2 * MR];
         for jc in (0..n).step_by(NC) {
             let nc = NC.min(n - jc);
