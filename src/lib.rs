@@ -4,6 +4,8 @@
 //! the `regularface` command line, on the engine crates `tensor`, `autograd`,
 //! `nn` and `facelosses`.
 
+#![warn(missing_docs)]
+
 pub mod ablation;
 pub mod bench;
 pub mod config;

@@ -56,6 +56,8 @@
 //!   built-in ops in `ops/` do, one function each, with the maths in a comment;
 //!   `facelosses` registers its fused losses the same way. Test it with [`gradcheck`].
 
+#![warn(missing_docs)]
+
 mod error;
 mod gradcheck;
 mod graph;

@@ -24,6 +24,8 @@
 //! of gradient-checked rules) except the exclusive regularizer, a custom op
 //! with a tiled forward and a sparse hand-written backward.
 
+#![warn(missing_docs)]
+
 mod asoftmax;
 mod center;
 pub mod exclusive;

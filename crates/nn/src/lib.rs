@@ -13,6 +13,8 @@
 //!   Adam, AdamW, with savable state; [`schedule`]: multi-step, step, cosine, warm-up.
 //! * [`checkpoint`]: atomic safetensors writes with a checksum, loads that list every mismatch.
 
+#![warn(missing_docs)]
+
 pub mod checkpoint;
 pub mod init;
 mod layers;

@@ -26,6 +26,8 @@
 //! assert_eq!(p.shape(), &[2, 2]);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod conv;
 mod elementwise;
 mod error;
