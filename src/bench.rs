@@ -119,6 +119,19 @@ fn sphere(depth: ModelKind, batch: usize, exclusive: f64) -> TrainConfig {
     }
 }
 
+/// LeNet++ on 1 x 28 x 28 digits with a 2-d feature and a softmax head, as in
+/// the centre-loss paper's MNIST toy (and PyTorch's `torch_bench.py lenet`).
+fn lenetpp(batch: usize) -> TrainConfig {
+    TrainConfig {
+        model: ModelKind::Lenetpp,
+        loss: LossKind::Softmax,
+        input: (1, 28, 28),
+        feature_dim: 2,
+        batch,
+        ..TrainConfig::default()
+    }
+}
+
 /// Run one workload in this process.
 pub fn run_one(name: &str, quick: bool) -> Result<Vec<BenchResult>> {
     let (warm, steps) = if quick { (0, 1) } else { (2, 5) };
@@ -193,14 +206,7 @@ pub fn run_one(name: &str, quick: bool) -> Result<Vec<BenchResult>> {
         }
         "lenetpp_train_b128" => {
             let batch = b(128, 8);
-            let cfg = TrainConfig {
-                model: ModelKind::Lenetpp,
-                loss: LossKind::Softmax,
-                input: (1, 28, 28),
-                feature_dim: 2,
-                batch,
-                ..TrainConfig::default()
-            };
+            let cfg = lenetpp(batch);
             vec![result(
                 name,
                 "img_per_s",
@@ -330,22 +336,13 @@ pub fn profile_step(quick: bool, exclusive: f64) -> Result<Vec<(String, f64)>> {
 
 /// The same breakdown for LeNet++ at batch 128 (8 with `quick`), 10 classes.
 pub fn profile_lenetpp(quick: bool) -> Result<Vec<(String, f64)>> {
-    let cfg = TrainConfig {
-        model: ModelKind::Lenetpp,
-        loss: LossKind::Softmax,
-        input: (1, 28, 28),
-        feature_dim: 2,
-        batch: if quick { 8 } else { 128 },
-        ..TrainConfig::default()
-    };
-    profile_config(&cfg, 10)
+    profile_config(&lenetpp(if quick { 8 } else { 128 }), 10)
 }
 
 fn profile_config(cfg: &TrainConfig, classes: usize) -> Result<Vec<(String, f64)>> {
     use tensor::profile;
-    let (batch, cfg) = (cfg.batch, cfg.clone());
-    let (c, h, w) = cfg.input;
-    let mut model = FaceModel::new(&cfg, classes)?;
+    let (batch, (c, h, w)) = (cfg.batch, cfg.input);
+    let mut model = FaceModel::new(cfg, classes)?;
     let mut opt = Optimizer::sgd(model.parameters(), 0.01, 0.9, 5e-4);
     let mut rng = Rng::new(7);
     let mut rows = vec![];
