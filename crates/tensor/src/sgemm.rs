@@ -25,28 +25,28 @@
 //! bench`): deeper slices won (fewer read-modify-writes of C per tile) even
 //! though a B sliver (48 KiB) then overflows L1. Edges are packed with zeros to
 //! whole tiles; a full tile of a unit-stride C is stored straight from the
-//! registers, any other tile goes through an aligned buffer to the output side
-//! ([`StoreC::store`]). `beta` is applied on the first KC
+//! registers, any other tile goes through an aligned buffer and is written
+//! element by element. `beta` is applied on the first KC
 //! slice only (and C is never read when it is 0, so an uninitialised or
 //! NaN-filled C is overwritten, as BLAS does).
 //!
-//! Operands are packed through traits ([`PackA`], [`PackB`], [`StoreC`]) so that
-//! an operand can be produced on the fly. An implicit-GEMM convolution that
-//! unfolds the image straight into the packing buffer and adds the input
-//! gradient into the image in the store was built on them (git history:
+//! An implicit-GEMM convolution (the image unfolded straight into the packing
+//! buffer, the input gradient added into the image as tiles leave the kernel)
+//! was built on a trait-based version of this packing (git history:
 //! "implicit-GEMM convolution on the packed AVX-512 sgemm") and measured 6%
 //! slower on SphereFace-20 and 15% slower on LeNet++ than im2col followed by
 //! this GEMM: per-element gathers into the packing buffer cost more than
-//! im2col's row copies plus a contiguous pack. See `docs/performance.md`.
+//! im2col's row copies plus a contiguous pack. With it gone, the operands are
+//! plain strided matrices. See `docs/performance.md`.
 
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
 /// Rows of the micro-tile.
-pub const MR: usize = 8;
+const MR: usize = 8;
 /// Columns of the micro-tile (two 16-lane vectors).
-pub const NR: usize = 32;
+const NR: usize = 32;
 /// Depth of one packed slice.
 const KC: usize = 384;
 /// Rows of A packed at once (a multiple of MR).
@@ -68,7 +68,7 @@ pub fn avx512_enabled() -> bool {
 /// every vector load of the micro-kernel is aligned.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(64))]
-pub struct Line(pub [f32; 16]);
+struct Line([f32; 16]);
 
 thread_local! {
     /// This thread's packing buffers (A block, B block), kept between calls so
@@ -85,70 +85,27 @@ fn grow(buf: &mut Vec<Line>, floats: usize) -> *mut f32 {
     buf.as_mut_ptr().cast()
 }
 
-/// The left operand, packed sliver by sliver.
-pub trait PackA {
-    /// Write `A[i0 + i][p0 + p]` to `dst[p·MR + i]` for `i < rows`, `p < kc`
-    /// (the caller zero-fills rows `rows..MR`).
-    ///
-    /// # Safety
-    /// `dst` holds `kc·MR` floats; the block is inside A.
-    unsafe fn pack(&self, i0: usize, rows: usize, p0: usize, kc: usize, dst: *mut f32);
-}
-
-/// The right operand, packed sliver by sliver.
-pub trait PackB {
-    /// Write `B[p0 + p][j0 + j]` to `dst[p·NR + j]` for `j < cols`, `p < kc`
-    /// (the caller zero-fills columns `cols..NR`).
-    ///
-    /// # Safety
-    /// `dst` holds `kc·NR` floats; the block is inside B.
-    unsafe fn pack(&self, p0: usize, kc: usize, j0: usize, cols: usize, dst: *mut f32);
-}
-
-/// Where finished tiles go.
-pub trait StoreC {
-    /// Take the `rows x cols` tile at (i0, j0): `tile[i][j]` is line `2i + j/16`,
-    /// lane `j % 16` of `tile`, already scaled by alpha. `first` is true for the
-    /// first slice of the shared dimension (where C's old value is replaced or
-    /// scaled by beta), false for the following ones (which add).
-    ///
-    /// # Safety
-    /// The tile is inside C, and no other thread writes the same elements.
-    unsafe fn store(
-        &self,
-        i0: usize,
-        j0: usize,
-        rows: usize,
-        cols: usize,
-        tile: &Tile,
-        first: bool,
-    );
-
-    /// Where a full tile at (i0, j0) may instead be written straight from the
-    /// registers: the address of C[i0][j0], C's row stride (columns adjacent)
-    /// and the weight of C's old value. `None` (the default) sends every tile
-    /// through [`StoreC::store`].
-    fn direct(&self, _i0: usize, _j0: usize, _first: bool) -> Option<(*mut f32, isize, f32)> {
-        None
-    }
-}
-
 /// One finished micro-tile, MR rows of two 16-lane lines.
-pub type Tile = [Line; 2 * MR];
+type Tile = [Line; 2 * MR];
 
 /// A matrix in memory: element (i, j) at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy, Debug)]
-pub struct Strided {
+struct Strided {
     /// Element (0, 0).
-    pub ptr: *const f32,
+    ptr: *const f32,
     /// Row stride, in elements.
-    pub rs: isize,
+    rs: isize,
     /// Column stride, in elements.
-    pub cs: isize,
+    cs: isize,
 }
 
-impl PackA for Strided {
-    unsafe fn pack(&self, i0: usize, rows: usize, p0: usize, kc: usize, dst: *mut f32) {
+impl Strided {
+    /// As the left operand: write `A[i0 + i][p0 + p]` to `dst[p·MR + i]` for
+    /// `i < rows`, `p < kc` (the caller zero-fills rows `rows..MR`).
+    ///
+    /// # Safety
+    /// `dst` holds `kc·MR` floats; the block is inside A.
+    unsafe fn pack_a(&self, i0: usize, rows: usize, p0: usize, kc: usize, dst: *mut f32) {
         // SAFETY: the caller's contract: the block is inside A, dst holds kc·MR.
         unsafe {
             let src = self
@@ -173,10 +130,13 @@ impl PackA for Strided {
             }
         }
     }
-}
 
-impl PackB for Strided {
-    unsafe fn pack(&self, p0: usize, kc: usize, j0: usize, cols: usize, dst: *mut f32) {
+    /// As the right operand: write `B[p0 + p][j0 + j]` to `dst[p·NR + j]` for
+    /// `j < cols`, `p < kc` (the caller zero-fills columns `cols..NR`).
+    ///
+    /// # Safety
+    /// `dst` holds `kc·NR` floats; the block is inside B.
+    unsafe fn pack_b(&self, p0: usize, kc: usize, j0: usize, cols: usize, dst: *mut f32) {
         // SAFETY: the caller's contract: the block is inside B, dst holds kc·NR.
         unsafe {
             let src = self
@@ -262,18 +222,25 @@ unsafe fn transpose_block(src: *const f32, stride: isize, dst: *mut f32) {
 
 /// A strided C updated as `C = tile + beta·C` on the first slice, `C += tile` after.
 #[derive(Clone, Copy, Debug)]
-pub struct StridedOut {
+struct StridedOut {
     /// Element (0, 0).
-    pub ptr: *mut f32,
+    ptr: *mut f32,
     /// Row stride, in elements.
-    pub rs: isize,
+    rs: isize,
     /// Column stride, in elements.
-    pub cs: isize,
+    cs: isize,
     /// Weight of C's old value (never read when 0).
-    pub beta: f32,
+    beta: f32,
 }
 
-impl StoreC for StridedOut {
+impl StridedOut {
+    /// Take the `rows x cols` tile at (i0, j0) element by element: `tile[i][j]`
+    /// is line `2i + j/16`, lane `j % 16`, already scaled by alpha. `first` is
+    /// true for the first slice of the shared dimension (C's old value is
+    /// replaced or scaled by beta), false for the following ones (which add).
+    ///
+    /// # Safety
+    /// The tile is inside C, and no other thread writes the same elements.
     unsafe fn store(
         &self,
         i0: usize,
@@ -299,6 +266,9 @@ impl StoreC for StridedOut {
         }
     }
 
+    /// Where a full tile at (i0, j0) may instead be written straight from the
+    /// registers (C's columns adjacent): the address of C[i0][j0], C's row
+    /// stride and the weight of C's old value.
     fn direct(&self, i0: usize, j0: usize, first: bool) -> Option<(*mut f32, isize, f32)> {
         let beta = if first { self.beta } else { 1.0 };
         let at = self
@@ -357,22 +327,22 @@ pub unsafe fn sgemm(
         cs: csb,
     };
     // SAFETY: forwarded from the caller's contract.
-    unsafe { gemm_packed(m, k, n, alpha, &a, &b, &out) };
+    unsafe { gemm_blocked(m, k, n, alpha, &a, &b, &out) };
 }
 
-/// The blocked product `C (+)= alpha·A·B` of any operand sources and output (see the module text).
+/// The blocked product `C (+)= alpha·A·B` (see the module text).
 ///
 /// # Safety
-/// The CPU must have AVX-512F; `a` must describe an `m x k` operand, `b` a
-/// `k x n` one and `c` an `m x n` output, each under its own contract.
-pub unsafe fn gemm_packed<A: PackA, B: PackB, C: StoreC>(
+/// The CPU must have AVX-512F; `a`, `b` and `c` must address `m x k`, `k x n`
+/// and `m x n` matrices as in [`sgemm`].
+unsafe fn gemm_blocked(
     m: usize,
     k: usize,
     n: usize,
     alpha: f32,
-    a: &A,
-    b: &B,
-    c: &C,
+    a: &Strided,
+    b: &Strided,
+    c: &StridedOut,
 ) {
     if m == 0 || n == 0 || k == 0 {
         return;
@@ -391,7 +361,7 @@ pub unsafe fn gemm_packed<A: PackA, B: PackB, C: StoreC>(
                 // SAFETY: the B buffer holds the nc x kc block; the caller's contract bounds B.
                 unsafe {
                     pack_slivers(jc, nc, NR, kc, pb, |j0, cols, dst| {
-                        b.pack(pc, kc, j0, cols, dst)
+                        b.pack_b(pc, kc, j0, cols, dst)
                     })
                 };
                 for ic in (0..m).step_by(MC) {
@@ -399,7 +369,7 @@ pub unsafe fn gemm_packed<A: PackA, B: PackB, C: StoreC>(
                     // SAFETY: the A buffer holds the mc x kc block; the caller's contract bounds A.
                     unsafe {
                         pack_slivers(ic, mc, MR, kc, pa, |i0, rows, dst| {
-                            a.pack(i0, rows, pc, kc, dst)
+                            a.pack_a(i0, rows, pc, kc, dst)
                         })
                     };
                     for jr in (0..nc).step_by(NR) {
@@ -513,8 +483,8 @@ unsafe fn kernel_8x32(kc: usize, a: *const f32, b: *const f32, alpha: f32, out: 
 
 /// Where the micro-kernel puts its result.
 enum Out<'a> {
-    /// The aligned tile buffer, for [`StoreC::store`].
+    /// The aligned tile buffer, for [`StridedOut::store`].
     Tile(&'a mut Tile),
-    /// Straight into C: C[i0][j0], row stride, beta (see [`StoreC::direct`]).
+    /// Straight into C: C[i0][j0], row stride, beta (see [`StridedOut::direct`]).
     Direct(*mut f32, isize, f32),
 }
