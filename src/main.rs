@@ -715,6 +715,8 @@ fn image_set(
 }
 
 fn main() -> ExitCode {
+    // Reuse freed activation buffers across training steps (see tensor::memory).
+    tensor::memory::retain_freed_memory();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

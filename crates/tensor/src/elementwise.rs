@@ -296,33 +296,7 @@ impl<T: Element> Tensor<T> {
             .with_min_len((simd::PARALLEL_THRESHOLD / inner).max(1))
             .for_each(|(plane, (((o, xi), gi), sum))| {
                 let ac = a[if a.len() == 1 { 0 } else { plane % c }];
-                // Eight running sums instead of one: a single accumulator chains
-                // every add on the previous one (a few cycles each) and keeps the
-                // loop scalar; eight lanes let it vectorise. Branch-free selects
-                // (x > 0 picks the identity; everything else, NaN included, the slope).
-                let mut lanes = [T::zero(); 8];
-                let body = o.len() / 8 * 8;
-                let chunks = o[..body]
-                    .chunks_exact_mut(8)
-                    .zip(xi.chunks_exact(8))
-                    .zip(gi.chunks_exact(8));
-                for ((o, x), g) in chunks {
-                    for l in 0..8 {
-                        let pos = x[l] > T::zero();
-                        o[l] = if pos { g[l] } else { ac * g[l] };
-                        lanes[l] += if pos { T::zero() } else { x[l] * g[l] };
-                    }
-                }
-                let mut acc = lanes.iter().fold(T::zero(), |s, &v| s + v);
-                for ((o, &xv), &gv) in o[body..].iter_mut().zip(&xi[body..]).zip(&gi[body..]) {
-                    if xv > T::zero() {
-                        *o = gv;
-                    } else {
-                        *o = ac * gv;
-                        acc += xv * gv;
-                    }
-                }
-                *sum = acc;
+                *sum = simd::prelu_backward_plane(xi, gi, o, ac);
             });
         let mut ga = vec![T::zero(); a.len()];
         for (plane, &s) in plane_sums.iter().enumerate() {

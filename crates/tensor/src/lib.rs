@@ -33,6 +33,7 @@ mod elementwise;
 mod error;
 pub mod gemm;
 mod index;
+pub mod memory;
 pub mod pool;
 pub mod profile;
 pub mod random;
