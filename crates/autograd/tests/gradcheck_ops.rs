@@ -155,6 +155,18 @@ fn matmul_2d_batched_and_transposed() {
             &[&at, &bt],
             Tolerance::SMOOTH,
         );
+        check(
+            "matmul A·Bᵀ (Linear's x·Wᵀ)",
+            |v| v[0].matmul(&v[1].t()),
+            &[&a, &bt],
+            Tolerance::SMOOTH,
+        );
+        check(
+            "matmul Aᵀ·B",
+            |v| v[0].t().matmul(&v[1]),
+            &[&at, &b],
+            Tolerance::SMOOTH,
+        );
         let (ba, bb) = (rand(&[3, m, k], &mut rng), rand(&[3, k, n], &mut rng));
         check(
             "batched matmul",
@@ -169,6 +181,23 @@ fn matmul_2d_batched_and_transposed() {
             &[&ba, &shared],
             Tolerance::SMOOTH,
         );
+    }
+}
+
+/// A weight used as a transposed view (x·Wᵀ) gets its gradient back contiguous,
+/// so that accumulating it is a plain SIMD pass, not a strided walk.
+#[test]
+fn transposed_operand_gets_a_contiguous_gradient() {
+    let mut rng = Rng::new(16);
+    let (x, w) = (rand(&[4, 6], &mut rng), rand(&[5, 6], &mut rng));
+    let (xv, wv) = (Var::leaf(x.clone()), Var::leaf(w.clone()));
+    let grads = xv.matmul(&wv.t()).sum().backward().unwrap();
+    let gw = grads.get(&wv).unwrap();
+    assert!(gw.is_contiguous(), "dW has strides of a transposed view");
+    // dW = gᵀ·x with g all ones: every row of dW is the column sums of x
+    let want = Tensor::ones(&[4, 5]).t().matmul(&x);
+    for (a, b) in gw.to_vec().iter().zip(want.to_vec()) {
+        approx::assert_abs_diff_eq!(*a, b, epsilon = 1e-12);
     }
 }
 

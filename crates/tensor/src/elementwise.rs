@@ -41,6 +41,9 @@ impl<T: Element> Tensor<T> {
                 return Tensor::from_vec(&shape, out);
             }
         }
+        if let Some(out) = per_lane_scalar(self, other, &f) {
+            return Ok(out);
+        }
         if other.len() == 1 && self.shape() == shape.as_slice() {
             let s = *other.data.iter().next().expect("one element");
             return Ok(self.map(|x| f(x, s)));
@@ -111,6 +114,36 @@ impl<T: Element> Tensor<T> {
     pub fn scale_add_assign(&mut self, a: T, other: &Self, b: T) {
         or_panic(self.try_update_with(other, "scale_add_assign", move |x, y| x * a + y * b))
     }
+}
+
+/// The fast path for `x [.., L] op s [.., 1]`, both contiguous: one scalar per
+/// lane of the last axis (a row norm dividing its row, as in `l2_normalize`).
+/// Lanes run in parallel through the SIMD map kernel; the generic broadcast
+/// below walks such shapes element by element (10-13 ms for A-Softmax's
+/// 10,572 x 512 class weights, against about 1 ms here).
+fn per_lane_scalar<T: Element, F: Fn(T, T) -> T + Sync>(
+    x: &Tensor<T>,
+    s: &Tensor<T>,
+    f: &F,
+) -> Option<Tensor<T>> {
+    let (xs, ss) = (x.shape(), s.shape());
+    let n = xs.len();
+    if n < 2 || ss.len() != n || ss[..n - 1] != xs[..n - 1] || ss[n - 1] != 1 || xs[n - 1] < 2 {
+        return None;
+    }
+    let (xv, sv) = (x.as_slice()?, s.as_slice()?);
+    let lane = xs[n - 1];
+    let mut out = vec![T::zero(); xv.len()];
+    let lanes_per_task = (simd::PARALLEL_THRESHOLD / lane).max(1);
+    out.par_chunks_mut(lane * lanes_per_task)
+        .zip(xv.par_chunks(lane * lanes_per_task))
+        .zip(sv.par_chunks(lanes_per_task))
+        .for_each(|((o, xi), si)| {
+            for ((o, xi), &sc) in o.chunks_mut(lane).zip(xi.chunks(lane)).zip(si) {
+                simd::map_serial(xi, o, |v| f(v, sc));
+            }
+        });
+    Tensor::from_vec(xs, out).ok()
 }
 
 macro_rules! binary_ops {

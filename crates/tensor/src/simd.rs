@@ -229,6 +229,15 @@ where
     }
 }
 
+/// `out[i] = f(a[i])`, SIMD, on the calling thread (for callers that split
+/// the work themselves).
+pub fn map_serial<T: Copy, F: Fn(T) -> T>(a: &[T], out: &mut [T], f: F) {
+    assert_eq!(a.len(), out.len(), "simd::map_serial: slice lengths differ");
+    if let Some(&dummy) = a.first() {
+        map_chunk(a, dummy, out, &|x: T, _s: T| f(x));
+    }
+}
+
 /// `acc[i] = f(acc[i], b[i])` in place, SIMD and parallel.
 pub fn update<T, F>(acc: &mut [T], b: &[T], f: F)
 where

@@ -54,6 +54,9 @@ fn binary_ops_broadcast_like_numpy() {
         (&[1], &[7, 3]),
         (&[], &[2, 2]),
         (&[257, 129], &[257, 129]), // large: SIMD and parallel path
+        (&[5, 3], &[5, 1]),         // one scalar per row: the per-lane path
+        (&[2, 3, 7], &[2, 3, 1]),
+        (&[3001, 37], &[3001, 1]), // per-lane path, parallel
     ];
     for (sa, sb) in cases {
         let a = rand(sa, &mut rng);
@@ -147,10 +150,17 @@ fn f32_simd_path_matches_f64() {
 #[test]
 fn prelu_forward_and_backward() {
     let mut rng = Rng::new(5);
-    let x = rand(&[3, 4, 5, 2], &mut rng);
-    let a = rand(&[4], &mut rng);
+    // planes of 10 and 37 elements: the vectorised body (8 lanes) and its tail
+    for shape in [[3, 4, 5, 2], [2, 4, 1, 37]] {
+        prelu_case(&shape, &mut rng);
+    }
+}
+
+fn prelu_case(shape: &[usize], rng: &mut Rng) {
+    let x = rand(shape, rng);
+    let a = rand(&[4], rng);
     let y = x.prelu(&a);
-    let g = rand(&[3, 4, 5, 2], &mut rng);
+    let g = rand(shape, rng);
     let (gx, ga) = x.try_prelu_backward(&a, &g).unwrap();
     let mut ga_want = [0.0; 4];
     for_each_index(x.shape(), |i| {
