@@ -104,7 +104,9 @@ impl Strided {
     /// `i < rows`, `p < kc` (the caller zero-fills rows `rows..MR`).
     ///
     /// # Safety
-    /// `dst` holds `kc·MR` floats; the block is inside A.
+    /// The CPU must have AVX-512F; `dst` (64-byte aligned) holds `kc·MR`
+    /// floats; the block is inside A.
+    #[target_feature(enable = "avx512f")]
     unsafe fn pack_a(&self, i0: usize, rows: usize, p0: usize, kc: usize, dst: *mut f32) {
         // SAFETY: the caller's contract: the block is inside A, dst holds kc·MR.
         unsafe {
@@ -112,13 +114,22 @@ impl Strided {
                 .ptr
                 .offset(i0 as isize * self.rs + p0 as isize * self.cs);
             if self.rs == 1 {
-                // a transposed view: the sliver's column p is `rows` consecutive floats
-                for p in 0..kc {
-                    std::ptr::copy_nonoverlapping(
-                        src.offset(p as isize * self.cs),
-                        dst.add(p * MR),
-                        rows,
-                    );
+                // a transposed view: the sliver's column p is `rows` consecutive
+                // floats; a full sliver moves as one 256-bit load and store
+                // (a `memcpy` call per 32 bytes cost more than the copy)
+                if rows == MR {
+                    for p in 0..kc {
+                        let v = _mm256_loadu_ps(src.offset(p as isize * self.cs));
+                        _mm256_store_ps(dst.add(p * MR), v);
+                    }
+                } else {
+                    for p in 0..kc {
+                        std::ptr::copy_nonoverlapping(
+                            src.offset(p as isize * self.cs),
+                            dst.add(p * MR),
+                            rows,
+                        );
+                    }
                 }
                 return;
             }
@@ -135,14 +146,24 @@ impl Strided {
     /// `j < cols`, `p < kc` (the caller zero-fills columns `cols..NR`).
     ///
     /// # Safety
-    /// `dst` holds `kc·NR` floats; the block is inside B.
+    /// The CPU must have AVX-512F; `dst` (64-byte aligned) holds `kc·NR`
+    /// floats; the block is inside B.
+    #[target_feature(enable = "avx512f")]
     unsafe fn pack_b(&self, p0: usize, kc: usize, j0: usize, cols: usize, dst: *mut f32) {
         // SAFETY: the caller's contract: the block is inside B, dst holds kc·NR.
         unsafe {
             let src = self
                 .ptr
                 .offset(p0 as isize * self.rs + j0 as isize * self.cs);
-            if self.cs == 1 {
+            if self.cs == 1 && cols == NR {
+                // rows of B are contiguous: a full sliver row is two 512-bit
+                // loads and aligned stores (not a `memcpy` call per 128 bytes)
+                for p in 0..kc {
+                    let row = src.offset(p as isize * self.rs);
+                    _mm512_store_ps(dst.add(p * NR), _mm512_loadu_ps(row));
+                    _mm512_store_ps(dst.add(p * NR + 16), _mm512_loadu_ps(row.add(16)));
+                }
+            } else if self.cs == 1 {
                 // rows of B are contiguous: copy `cols` floats per p
                 for p in 0..kc {
                     std::ptr::copy_nonoverlapping(
