@@ -23,6 +23,7 @@
 use crate::error::{or_panic, TensorError, TensorResult};
 use crate::gemm::{gemm, MatRef};
 use crate::profile::{self, Section};
+use crate::scratch::Scratch;
 use crate::{Element, Tensor};
 use rayon::prelude::*;
 
@@ -220,17 +221,27 @@ impl Geometry {
     }
     /// The column matrix K x (G·P) of a group of images `xg`: borrowed when a
     /// single image needs no unfolding, else built in `buf`.
-    fn columns<'a, T: Element>(&self, xg: &'a [T], buf: &'a mut Vec<T>) -> &'a [T] {
+    fn columns<'a, T: Element>(&self, xg: &'a [T], buf: &'a mut Scratch<T>) -> &'a [T] {
         let g = xg.len() / self.image_len().max(1);
         if self.pointwise() && g == 1 {
             return xg;
         }
         let ld = g * self.pixels();
-        buf.resize(self.k() * ld, T::zero());
+        let col = buf.fit(self.k() * ld);
         for (j, x_n) in xg.chunks_exact(self.image_len()).enumerate() {
-            self.im2col(x_n, &mut buf[j * self.pixels()..], ld);
+            self.im2col(x_n, &mut col[j * self.pixels()..], ld);
         }
-        buf
+        col
+    }
+    /// The output gradient of a group as one O x (G·P) matrix: `gyg` itself for
+    /// a one-image group, else a copy in `wide`.
+    fn wide_grad<'a, T: Element>(&self, gyg: &'a [T], wide: &'a mut Scratch<T>) -> &'a [T] {
+        if gyg.len() == self.o * self.pixels() {
+            return gyg;
+        }
+        let out = wide.fit(gyg.len());
+        to_wide(gyg, out, self.o, self.pixels());
+        out
     }
     fn inner_parallel(&self, group: usize) -> bool {
         self.n.div_ceil(group) < rayon::current_num_threads()
@@ -293,7 +304,7 @@ pub fn try_conv2d<T: Element>(
         .par_chunks_mut((group * g.o * g.pixels()).max(1))
         .zip(xs.par_chunks((group * g.image_len()).max(1)));
     chunks.for_each_init(
-        || (Vec::new(), Vec::new()),
+        || (Scratch::take(), Scratch::take()),
         |(buf, wide), (yg, xg)| {
             let cols = yg.len() / g.o.max(1);
             let col = g.columns(xg, buf);
@@ -308,7 +319,7 @@ pub fn try_conv2d<T: Element>(
                     inner,
                 );
             } else {
-                wide.resize(yg.len(), T::zero());
+                let wide = wide.fit(yg.len());
                 gemm(
                     T::one(),
                     wm,
@@ -390,30 +401,20 @@ pub fn try_conv2d_backward<T: Element>(
         (group * g.image_len()).max(1),
         (group * g.o * g.pixels()).max(1),
     );
-    // The output gradient of a group as one O x (G·P) matrix (a copy only when G > 1).
-    let wide_grad = |gyg: &[T], wide: &mut Vec<T>| -> usize {
-        let cols = gyg.len() / g.o.max(1);
-        if cols != g.pixels() {
-            wide.resize(gyg.len(), T::zero());
-            to_wide(gyg, wide, g.o, g.pixels());
-        }
-        cols
-    };
-
     let input = want_input.then(|| {
         let _t = profile::scope(Section::ConvInputGrad);
         let mut gx = vec![T::zero(); xs.len()];
         let chunks = gx.par_chunks_mut(xg_len).zip(gys.par_chunks(gyg_len));
         chunks.for_each_init(
-            || (Vec::new(), Vec::new()),
+            || (Scratch::take(), Scratch::take()),
             |(buf, wide), (gxg, gyg)| {
-                let cols = wide_grad(gyg, wide);
-                let gm = MatRef::new(if cols == g.pixels() { gyg } else { &wide[..] }, g.o, cols);
+                let cols = gyg.len() / g.o.max(1);
+                let gm = MatRef::new(g.wide_grad(gyg, wide), g.o, cols);
                 let wt = MatRef::new(ws, g.o, g.k()).t();
                 if g.pointwise() && cols == g.pixels() {
                     gemm(T::one(), wt, gm, T::zero(), gxg, inner);
                 } else {
-                    buf.resize(g.k() * cols, T::zero());
+                    let buf = buf.fit(g.k() * cols);
                     gemm(T::one(), wt, gm, T::zero(), buf, inner);
                     for (j, gx_n) in gxg.chunks_exact_mut(g.image_len()).enumerate() {
                         g.col2im(&buf[j * g.pixels()..], gx_n, cols);
@@ -436,11 +437,11 @@ pub fn try_conv2d_backward<T: Element>(
         let partials: Vec<Vec<T>> = groups
             .par_chunks(per.max(1))
             .map(|range| {
-                let (mut acc, mut buf, mut wide) = (vec![T::zero(); ok], Vec::new(), Vec::new());
+                let mut acc = vec![T::zero(); ok];
+                let (mut buf, mut wide) = (Scratch::take(), Scratch::take());
                 for &(xg, gyg) in range {
-                    let cols = wide_grad(gyg, &mut wide);
-                    let gm =
-                        MatRef::new(if cols == g.pixels() { gyg } else { &wide[..] }, g.o, cols);
+                    let cols = gyg.len() / g.o.max(1);
+                    let gm = MatRef::new(g.wide_grad(gyg, &mut wide), g.o, cols);
                     let col = g.columns(xg, &mut buf);
                     gemm(
                         T::one(),

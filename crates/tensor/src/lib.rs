@@ -38,6 +38,7 @@ pub mod pool;
 pub mod profile;
 pub mod random;
 mod reduce;
+mod scratch;
 #[cfg(target_arch = "x86_64")]
 pub mod sgemm;
 mod shape;
