@@ -27,6 +27,8 @@ use crate::scratch::Scratch;
 use crate::{Element, Tensor};
 use rayon::prelude::*;
 
+mod winograd;
+
 /// Stride and zero padding of a 2-D convolution, as (rows, columns).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Conv2dParams {
@@ -211,8 +213,12 @@ impl Geometry {
     /// Images per group: enough for ~`GROUP_COLUMNS` GEMM columns, but never so
     /// many that some worker is left without a group.
     fn group_size(&self) -> usize {
+        self.group_size_for(self.pixels())
+    }
+    /// [`Self::group_size`] for `columns` GEMM columns per image.
+    fn group_size_for(&self, columns: usize) -> usize {
         let threads = rayon::current_num_threads();
-        let want = GROUP_COLUMNS.div_ceil(self.pixels().max(1)).max(1);
+        let want = GROUP_COLUMNS.div_ceil(columns.max(1)).max(1);
         let mut groups = self.n.div_ceil(want);
         if self.n >= threads {
             groups = groups.div_ceil(threads) * threads;
@@ -298,6 +304,17 @@ pub fn try_conv2d<T: Element>(
     );
     let bias = bias.map(|b| b.to_vec());
     let mut out = vec![T::zero(); g.n * g.o * g.pixels()];
+    if winograd::applies(&g) {
+        winograd::forward(&g, xs, ws, &mut out);
+        if let Some(b) = &bias {
+            let rows = out.par_chunks_mut(g.pixels().max(1)).enumerate();
+            rows.for_each(|(i, row)| {
+                let bo = b[i % g.o];
+                row.iter_mut().for_each(|v| *v += bo);
+            });
+        }
+        return Tensor::from_vec(&[g.n, g.o, g.ho, g.wo], out);
+    }
     let group = g.group_size();
     let inner = g.inner_parallel(group);
     let chunks = out
@@ -404,6 +421,10 @@ pub fn try_conv2d_backward<T: Element>(
     let input = want_input.then(|| {
         let _t = profile::scope(Section::ConvInputGrad);
         let mut gx = vec![T::zero(); xs.len()];
+        if winograd::applies(&g) {
+            winograd::input_grad(&g, gys, ws, &mut gx);
+            return Tensor::from_vec(x.shape(), gx).expect("input-sized");
+        }
         let chunks = gx.par_chunks_mut(xg_len).zip(gys.par_chunks(gyg_len));
         chunks.for_each_init(
             || (Scratch::take(), Scratch::take()),
@@ -427,6 +448,10 @@ pub fn try_conv2d_backward<T: Element>(
 
     let weight_grad = want_weight.then(|| {
         let _t = profile::scope(Section::ConvWeightGrad);
+        if winograd::applies(&g) {
+            let gw = winograd::weight_grad(&g, xs, gys);
+            return Tensor::from_vec(weight.shape(), gw).expect("weight-sized");
+        }
         // Deterministic for a given thread count: the groups are cut into one
         // contiguous range per worker, each range sums into its own buffer in
         // order, and the buffers are added in order. (A rayon fold would split

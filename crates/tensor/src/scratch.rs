@@ -15,8 +15,10 @@ use crate::Element;
 use std::any::Any;
 use std::cell::RefCell;
 
-/// Buffers kept per thread (of any element type); more are dropped.
-const POOL_SIZE: usize = 4;
+/// Buffers kept per thread (of any element type); more are dropped. A kernel
+/// borrows two at a time, and each kept buffer grows to the largest use, so a
+/// larger pool only adds resident memory.
+const POOL_SIZE: usize = 2;
 
 thread_local! {
     static POOL: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };

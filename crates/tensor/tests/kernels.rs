@@ -368,6 +368,12 @@ fn conv_cases() -> Vec<ConvCase> {
         ([2, 2, 5, 6], [3, 2, 2, 3], (3, 2), (1, 0)),
         ([1, 2, 4, 4], [2, 2, 3, 3], (1, 2), (2, 2)),
         ([5, 3, 6, 6], [4, 3, 3, 3], (1, 1), (0, 0)),
+        // 3x3 stride 1 with 16+ channels on both sides: the Winograd path
+        // (odd and even sizes, paddings 0, 1, 2 and mixed, one and many tiles)
+        ([2, 16, 5, 7], [16, 16, 3, 3], (1, 1), (1, 1)),
+        ([1, 16, 6, 4], [17, 16, 3, 3], (1, 1), (0, 0)),
+        ([3, 17, 4, 5], [16, 17, 3, 3], (1, 1), (2, 2)),
+        ([1, 16, 3, 3], [16, 16, 3, 3], (1, 1), (1, 0)),
     ]
 }
 
@@ -589,22 +595,24 @@ fn random_fills_are_reproducible() {
 
 #[test]
 fn conv_weight_gradient_is_bit_reproducible() {
-    // Many groups over the workers: the sum order must not depend on scheduling.
+    // Many groups over the workers: the sum order must not depend on scheduling
+    // (8 channels: im2col; 16: Winograd, with four groups of 8 images at 14x12
+    // and, at 7x6, as many groups as workers, which take the parallel-over-ξ path).
     let mut rng = Rng::new(14);
-    let x = Tensor::<f32>::rand_normal(&[32, 8, 7, 6], 0.0, 1.0, &mut rng);
-    let w = Tensor::<f32>::rand_normal(&[8, 8, 3, 3], 0.0, 1.0, &mut rng);
-    let gy = Tensor::<f32>::rand_normal(&[32, 8, 7, 6], 0.0, 1.0, &mut rng);
-    let p = Conv2dParams::new(1, 1);
-    let first = conv2d_backward(&gy, &x, &w, p, (false, true, false))
-        .weight
-        .unwrap();
-    for _ in 0..20 {
-        assert_eq!(
-            conv2d_backward(&gy, &x, &w, p, (false, true, false))
+    for (n, c, h, w) in [(32, 8, 7, 6), (32, 16, 14, 12), (32, 16, 7, 6)] {
+        let x = Tensor::<f32>::rand_normal(&[n, c, h, w], 0.0, 1.0, &mut rng);
+        let wt = Tensor::<f32>::rand_normal(&[c, c, 3, 3], 0.0, 1.0, &mut rng);
+        let gy = Tensor::<f32>::rand_normal(&[n, c, h, w], 0.0, 1.0, &mut rng);
+        let p = Conv2dParams::new(1, 1);
+        let grad = || {
+            conv2d_backward(&gy, &x, &wt, p, (false, true, false))
                 .weight
-                .unwrap(),
-            first
-        );
+                .unwrap()
+        };
+        let first = grad();
+        for _ in 0..20 {
+            assert_eq!(grad(), first);
+        }
     }
 }
 

@@ -1,0 +1,449 @@
+//! 3x3 stride-1 convolutions by Winograd's minimal filtering F(2x2, 3x3)
+//! (Lavin & Gray 2016): 2.25x fewer multiply-adds than im2col + GEMM, for the
+//! forward pass, the input gradient and the weight gradient.
+//!
+//! In one dimension, two outputs of a 3-tap correlation from four inputs d:
+//!
+//! ```text
+//! y = Aᵀ [(G g) ⊙ (Bᵀ d)]        Bᵀ = | 1  0 -1  0 |   G = | 1    0    0  |   Aᵀ = | 1 1  1  0 |
+//!                                     | 0  1  1  0 |       | 1/2  1/2 1/2 |        | 0 1 -1 -1 |
+//!                                     | 0 -1  1  0 |       | 1/2 -1/2 1/2 |
+//!                                     | 0  1  0 -1 |       | 0    0    1  |
+//! ```
+//!
+//! and in two, a 2x2 output tile from a 4x4 input tile D (rows and columns
+//! `2i - pad .. 2i - pad + 4`, zeros outside the image):
+//! `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ D B)] A`. Over channels the elementwise product
+//! becomes 16 independent GEMMs, one per position ξ of the 4x4 transformed tile:
+//! `M[ξ] (O x T) = U[ξ] (O x C) · V[ξ] (C x T)` with `U = G g Gᵀ` per (o, c)
+//! and `V = Bᵀ D B` per (c, tile). Each GEMM does O·C·T multiply-adds for 4·T
+//! outputs, against 9·O·C per output for the direct sum.
+//!
+//! * Input gradient: for stride 1 it is the forward convolution of `dy` with
+//!   the weights flipped and transposed (`W'[c][o] = rot180(W[o][c])`) and
+//!   padding `2 - pad`, so it runs the same code.
+//! * Weight gradient: the same identity read the other way,
+//!   `dW = Gᵀ [Σ_tiles (A dY Aᵀ) ⊙ (Bᵀ D B)] G`, with dY the tile's 2x2 output
+//!   gradient (zeros past the edge): 16 GEMMs `Mw[ξ] += Ydy[ξ] (O x T) · V[ξ]ᵀ`.
+//!
+//! The transforms are additions only and run on rows of tiles with unit-stride
+//! loops (even and odd columns split first), so they vectorise. Exact in exact
+//! arithmetic; in floating point it differs from the direct sum by rounding
+//! (the f64 tests agree with im2col to 1e-12).
+
+use super::Geometry;
+use crate::gemm::{gemm, MatRef};
+use crate::scratch::Scratch;
+use crate::Element;
+use rayon::prelude::*;
+
+/// Number of positions of a transformed tile.
+const XI: usize = 16;
+
+/// Whether a convolution runs here: 3x3, stride 1, padding at most 2, and
+/// enough channels on both sides for the per-ξ GEMMs to be worth it (the first
+/// layers of a network, with 1-3 input channels, stay on im2col).
+/// `REGULARFACE_CONV=im2col` switches it off (for comparisons).
+pub(super) fn applies(g: &Geometry) -> bool {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let off = *OFF.get_or_init(|| {
+        std::env::var("REGULARFACE_CONV").is_ok_and(|v| v.eq_ignore_ascii_case("im2col"))
+    });
+    !off && g.kh == 3
+        && g.kw == 3
+        && g.p.stride == (1, 1)
+        && g.p.padding.0 <= 2
+        && g.p.padding.1 <= 2
+        && g.c >= 16
+        && g.o >= 16
+}
+
+/// Tile rows and columns of an output `ho x wo`.
+fn tiles(ho: usize, wo: usize) -> (usize, usize) {
+    (ho.div_ceil(2), wo.div_ceil(2))
+}
+
+/// `U[ξ][o][c] = (G w[o][c] Gᵀ)[ξ]` for weights `[O, C, 3, 3]`.
+fn transform_weights<T: Element>(w: &[T], o: usize, c: usize) -> Vec<T> {
+    let half = T::from_f64(0.5).expect("0.5");
+    let mut u = vec![T::zero(); XI * o * c];
+    for (oc, g) in w.chunks_exact(9).enumerate() {
+        // t = G g (4x3), then u = t Gᵀ (4x4)
+        let mut t = [[T::zero(); 3]; 4];
+        for k in 0..3 {
+            let (g0, g1, g2) = (g[k], g[3 + k], g[6 + k]);
+            t[0][k] = g0;
+            t[1][k] = (g0 + g1 + g2) * half;
+            t[2][k] = (g0 - g1 + g2) * half;
+            t[3][k] = g2;
+        }
+        for (a, row) in t.iter().enumerate() {
+            let [g0, g1, g2] = *row;
+            let vals = [g0, (g0 + g1 + g2) * half, (g0 - g1 + g2) * half, g2];
+            for (b, &v) in vals.iter().enumerate() {
+                u[(a * 4 + b) * o * c + oc] = v;
+            }
+        }
+    }
+    u
+}
+
+/// Weights `[O, C, 3, 3]` rotated by 180° and transposed to `[C, O, 3, 3]`:
+/// the kernel whose forward convolution of `dy` is the input gradient.
+fn flip_transpose<T: Element>(w: &[T], o: usize, c: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); w.len()];
+    for oi in 0..o {
+        for ci in 0..c {
+            let src = &w[(oi * c + ci) * 9..][..9];
+            let dst = &mut out[(ci * o + oi) * 9..][..9];
+            for k in 0..9 {
+                dst[k] = src[8 - k];
+            }
+        }
+    }
+    out
+}
+
+/// One row of an image (`len` values, `pad` zeros before it) read at input
+/// columns `2m - pad` (even) and `2m + 1 - pad` (odd), m = 0..=tw.
+fn split_row<T: Element>(row: Option<&[T]>, pad: usize, even: &mut [T], odd: &mut [T]) {
+    let at = |k: usize| -> T {
+        match row {
+            Some(r) => k
+                .checked_sub(pad)
+                .and_then(|i| r.get(i))
+                .copied()
+                .unwrap_or(T::zero()),
+            None => T::zero(),
+        }
+    };
+    for m in 0..even.len() {
+        even[m] = at(2 * m);
+        odd[m] = at(2 * m + 1);
+    }
+}
+
+/// `V[ξ][c][col0 + i·tw + j] = (Bᵀ D B)[ξ]` for every tile (i, j) of one image
+/// `x` (`c` planes of `h x w`), padding `pad`, output tiles `th x tw`; `ld` is
+/// the row length of V and `plane` the distance between its ξ planes.
+#[allow(clippy::too_many_arguments)]
+fn transform_input<T: Element>(
+    x: &[T],
+    (c, h, w): (usize, usize, usize),
+    pad: (usize, usize),
+    (th, tw): (usize, usize),
+    v: &mut [T],
+    col0: usize,
+    ld: usize,
+    plane: usize,
+) {
+    // per tile row: 4 input rows x 4 horizontal transforms, each a vector over j
+    let mut hrow = vec![T::zero(); 16 * tw];
+    let (mut even, mut odd) = (vec![T::zero(); tw + 1], vec![T::zero(); tw + 1]);
+    for ci in 0..c {
+        let img = &x[ci * h * w..(ci + 1) * h * w];
+        for i in 0..th {
+            for a in 0..4 {
+                let r = (2 * i + a).checked_sub(pad.0).filter(|&r| r < h);
+                split_row(
+                    r.map(|r| &img[r * w..(r + 1) * w]),
+                    pad.1,
+                    &mut even,
+                    &mut odd,
+                );
+                // columns 2j, 2j+1, 2j+2, 2j+3 = even[j], odd[j], even[j+1], odd[j+1]
+                let hs = &mut hrow[a * 4 * tw..(a + 1) * 4 * tw];
+                let (h0, rest) = hs.split_at_mut(tw);
+                let (h1, rest) = rest.split_at_mut(tw);
+                let (h2, h3) = rest.split_at_mut(tw);
+                for j in 0..tw {
+                    let (d0, d1, d2, d3) = (even[j], odd[j], even[j + 1], odd[j + 1]);
+                    h0[j] = d0 - d2;
+                    h1[j] = d1 + d2;
+                    h2[j] = d2 - d1;
+                    h3[j] = d1 - d3;
+                }
+            }
+            // vertical Bᵀ over the four rows, for each horizontal position b
+            let at = ci * ld + col0 + i * tw;
+            for b in 0..4 {
+                let row = |a: usize| &hrow[(a * 4 + b) * tw..(a * 4 + b + 1) * tw];
+                let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+                let mut put = |a: usize, x: &[T], y: &[T], f: fn(T, T) -> T| {
+                    let dst = &mut v[(a * 4 + b) * plane + at..][..tw];
+                    for ((o, &p), &q) in dst.iter_mut().zip(x).zip(y) {
+                        *o = f(p, q);
+                    }
+                };
+                put(0, r0, r2, |p, q| p - q);
+                put(1, r1, r2, |p, q| p + q);
+                put(2, r2, r1, |p, q| p - q);
+                put(3, r1, r3, |p, q| p - q);
+            }
+        }
+    }
+}
+
+/// `y[o][2i + r][2j + s] = (Aᵀ M A)[r][s]` for every tile of one image, from
+/// `M[ξ][o][col0 + i·tw + j]` (row length `ld`, ξ planes `plane` apart); `y`
+/// holds `o` planes of `ho x wo`, every element written once.
+#[allow(clippy::too_many_arguments)]
+fn inverse_output<T: Element>(
+    m: &[T],
+    (o, ho, wo): (usize, usize, usize),
+    (th, tw): (usize, usize),
+    col0: usize,
+    ld: usize,
+    plane: usize,
+    y: &mut [T],
+) {
+    // s[r][b][j]: the vertical Aᵀ of column position b, output row r
+    let mut s = vec![T::zero(); 8 * tw];
+    for oi in 0..o {
+        let yo = &mut y[oi * ho * wo..(oi + 1) * ho * wo];
+        for i in 0..th {
+            let at = oi * ld + col0 + i * tw;
+            let (s0, s1) = s.split_at_mut(4 * tw);
+            for b in 0..4 {
+                let row = |a: usize| &m[(a * 4 + b) * plane + at..][..tw];
+                let (m0, m1, m2, m3) = (row(0), row(1), row(2), row(3));
+                let (t0, t1) = (&mut s0[b * tw..][..tw], &mut s1[b * tw..][..tw]);
+                for j in 0..tw {
+                    t0[j] = m0[j] + m1[j] + m2[j];
+                    t1[j] = m1[j] - m2[j] - m3[j];
+                }
+            }
+            for (r, sr) in [&*s0, &*s1].into_iter().enumerate() {
+                let oh = 2 * i + r;
+                if oh >= ho {
+                    break;
+                }
+                let out = &mut yo[oh * wo..(oh + 1) * wo];
+                let (a0, a1, a2, a3) = (
+                    &sr[..tw],
+                    &sr[tw..2 * tw],
+                    &sr[2 * tw..3 * tw],
+                    &sr[3 * tw..],
+                );
+                for (j, pair) in out.chunks_mut(2).enumerate() {
+                    pair[0] = a0[j] + a1[j] + a2[j];
+                    if let Some(second) = pair.get_mut(1) {
+                        *second = a1[j] - a2[j] - a3[j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `Ydy[ξ][o][col0 + i·tw + j] = (A dY Aᵀ)[ξ]` for the 2x2 output-gradient
+/// tiles of one image `dy` (`o` planes of `ho x wo`, zeros past the edge).
+#[allow(clippy::too_many_arguments)]
+fn transform_grad<T: Element>(
+    dy: &[T],
+    (o, ho, wo): (usize, usize, usize),
+    (th, tw): (usize, usize),
+    out: &mut [T],
+    col0: usize,
+    ld: usize,
+    plane: usize,
+) {
+    // A·(y0, y1) = (y0, y0 + y1, y0 - y1, -y1), on columns then rows
+    let mut hr = vec![T::zero(); 8 * tw];
+    let (mut even, mut odd) = (vec![T::zero(); tw], vec![T::zero(); tw]);
+    for oi in 0..o {
+        let plane_o = &dy[oi * ho * wo..(oi + 1) * ho * wo];
+        for i in 0..th {
+            for r in 0..2 {
+                let oh = 2 * i + r;
+                let row = (oh < ho).then(|| &plane_o[oh * wo..(oh + 1) * wo]);
+                split_row(row, 0, &mut even, &mut odd);
+                let hs = &mut hr[r * 4 * tw..(r + 1) * 4 * tw];
+                for j in 0..tw {
+                    let (e, d) = (even[j], odd[j]);
+                    hs[j] = e;
+                    hs[tw + j] = e + d;
+                    hs[2 * tw + j] = e - d;
+                    hs[3 * tw + j] = -d;
+                }
+            }
+            let at = oi * ld + col0 + i * tw;
+            for b in 0..4 {
+                let (h0, h1) = (&hr[b * tw..][..tw], &hr[(4 + b) * tw..][..tw]);
+                let mut put = |a: usize, f: &dyn Fn(T, T) -> T| {
+                    let dst = &mut out[(a * 4 + b) * plane + at..][..tw];
+                    for ((o, &p), &q) in dst.iter_mut().zip(h0).zip(h1) {
+                        *o = f(p, q);
+                    }
+                };
+                put(0, &|p, _| p);
+                put(1, &|p, q| p + q);
+                put(2, &|p, q| p - q);
+                put(3, &|_, q| -q);
+            }
+        }
+    }
+}
+
+/// `dW[o][c] = Gᵀ Mw[·][o][c] G` (4x4 → 3x3) for the summed products `Mw[ξ][o][c]`.
+fn inverse_weights<T: Element>(mw: &[T], o: usize, c: usize) -> Vec<T> {
+    let half = T::from_f64(0.5).expect("0.5");
+    // Gᵀ·(m0, m1, m2, m3) = (m0 + (m1 + m2)/2, (m1 - m2)/2, (m1 + m2)/2 + m3)
+    let gt = |m: [T; 4]| {
+        [
+            m[0] + (m[1] + m[2]) * half,
+            (m[1] - m[2]) * half,
+            (m[1] + m[2]) * half + m[3],
+        ]
+    };
+    let mut dw = vec![T::zero(); o * c * 9];
+    for (oc, k) in dw.chunks_exact_mut(9).enumerate() {
+        let m = |xi: usize| mw[xi * o * c + oc];
+        // rows: t[r][b] = (Gᵀ m[·][b])[r]; then each row r: k[r][·] = Gᵀ t[r][·]
+        let cols: Vec<[T; 3]> = (0..4)
+            .map(|b| gt([m(b), m(4 + b), m(8 + b), m(12 + b)]))
+            .collect();
+        for r in 0..3 {
+            let row = gt([cols[0][r], cols[1][r], cols[2][r], cols[3][r]]);
+            k[r * 3..r * 3 + 3].copy_from_slice(&row);
+        }
+    }
+    dw
+}
+
+/// The 16 GEMMs `C[ξ] = A[ξ] · B[ξ] (+ C[ξ] when accumulating)`, over ξ in
+/// parallel when the caller's loop over images has fewer groups than threads.
+#[allow(clippy::too_many_arguments)]
+fn gemms<T: Element>(
+    a: &[T],
+    (m, k): (usize, usize),
+    b: &[T],
+    (n, b_transposed): (usize, bool),
+    c: &mut [T],
+    accumulate: bool,
+    parallel: bool,
+) {
+    let beta = if accumulate { T::one() } else { T::zero() };
+    let one = |(xi, cx): (usize, &mut [T])| {
+        let am = MatRef::new(&a[xi * m * k..][..m * k], m, k);
+        let bm = match b_transposed {
+            true => MatRef::new(&b[xi * k * n..][..k * n], n, k).t(),
+            false => MatRef::new(&b[xi * k * n..][..k * n], k, n),
+        };
+        gemm(T::one(), am, bm, beta, cx, false);
+    };
+    let planes = c[..XI * m * n].chunks_mut(m * n).enumerate();
+    if parallel {
+        planes.collect::<Vec<_>>().into_par_iter().for_each(one);
+    } else {
+        planes.for_each(one);
+    }
+}
+
+/// Forward convolution `y = x ⊛ w` (no bias) of geometry `g` into `out`.
+pub(super) fn forward<T: Element>(g: &Geometry, xs: &[T], ws: &[T], out: &mut [T]) {
+    let u = transform_weights(ws, g.o, g.c);
+    convolve(g, xs, &u, out);
+}
+
+/// Input gradient of the convolution `g` from the output gradient `gys`.
+pub(super) fn input_grad<T: Element>(g: &Geometry, gys: &[T], ws: &[T], gx: &mut [T]) {
+    let u = transform_weights(&flip_transpose(ws, g.o, g.c), g.c, g.o);
+    // the forward convolution of dy (O channels, ho x wo) with padding 2 - p
+    let back = Geometry {
+        c: g.o,
+        h: g.ho,
+        w: g.wo,
+        o: g.c,
+        ho: g.h,
+        wo: g.w,
+        p: crate::Conv2dParams {
+            stride: (1, 1),
+            padding: (2 - g.p.padding.0, 2 - g.p.padding.1),
+        },
+        ..*g
+    };
+    convolve(&back, gys, &u, gx);
+}
+
+/// `out = x ⊛ (weights transformed to u)` for geometry `g`.
+fn convolve<T: Element>(g: &Geometry, xs: &[T], u: &[T], out: &mut [T]) {
+    let (th, tw) = tiles(g.ho, g.wo);
+    let t = th * tw;
+    let group = g.group_size_for(t);
+    let inner = g.inner_parallel(group);
+    let out_len = g.o * g.ho * g.wo;
+    out.par_chunks_mut((group * out_len).max(1))
+        .zip(xs.par_chunks((group * g.image_len()).max(1)))
+        .for_each(|(yg, xg)| {
+            let images = xg.len() / g.image_len().max(1);
+            let tg = images * t;
+            let (mut vbuf, mut mbuf) = (Scratch::take(), Scratch::take());
+            let v = vbuf.fit(XI * g.c * tg);
+            for (j, x_n) in xg.chunks_exact(g.image_len()).enumerate() {
+                let dims = (g.c, g.h, g.w);
+                transform_input(x_n, dims, g.p.padding, (th, tw), v, j * t, tg, g.c * tg);
+            }
+            let m = mbuf.fit(XI * g.o * tg);
+            gemms(u, (g.o, g.c), v, (tg, false), m, false, inner);
+            for (j, y_n) in yg.chunks_exact_mut(out_len).enumerate() {
+                inverse_output(m, (g.o, g.ho, g.wo), (th, tw), j * t, tg, g.o * tg, y_n);
+            }
+        });
+}
+
+/// Weight gradient `[O, C, 3, 3]` of the convolution `g`; deterministic for a
+/// given thread count (one contiguous range of groups per worker, summed in order).
+pub(super) fn weight_grad<T: Element>(g: &Geometry, xs: &[T], gys: &[T]) -> Vec<T> {
+    let (th, tw) = tiles(g.ho, g.wo);
+    let t = th * tw;
+    let group = g.group_size_for(t);
+    let out_len = g.o * g.ho * g.wo;
+    let groups: Vec<(&[T], &[T])> = xs
+        .chunks((group * g.image_len()).max(1))
+        .zip(gys.chunks((group * out_len).max(1)))
+        .collect();
+    // Mw[ξ] (O x C) += Ydy[ξ] (O x Tg) · V[ξ]ᵀ (Tg x C) for one group
+    let accumulate = |(xg, gyg): (&[T], &[T]), acc: &mut [T], parallel: bool| {
+        let (mut vbuf, mut ybuf) = (Scratch::take(), Scratch::take());
+        let tg = xg.len() / g.image_len().max(1) * t;
+        let v = vbuf.fit(XI * g.c * tg);
+        let ydy = ybuf.fit(XI * g.o * tg);
+        let pairs = xg
+            .chunks_exact(g.image_len())
+            .zip(gyg.chunks_exact(out_len));
+        for (j, (x_n, dy_n)) in pairs.enumerate() {
+            let dims = (g.c, g.h, g.w);
+            transform_input(x_n, dims, g.p.padding, (th, tw), v, j * t, tg, g.c * tg);
+            let gdims = (g.o, g.ho, g.wo);
+            transform_grad(dy_n, gdims, (th, tw), ydy, j * t, tg, g.o * tg);
+        }
+        gemms(ydy, (g.o, tg), v, (g.c, true), acc, true, parallel);
+    };
+    let threads = rayon::current_num_threads();
+    let mut mw = vec![T::zero(); XI * g.o * g.c];
+    if groups.len() <= threads {
+        // Few, large groups (the deepest layers, where Mw is largest): one
+        // accumulator, each group's 16 GEMMs in parallel over ξ, instead of
+        // an accumulator per worker (16·O·C floats each: 16 MiB at 512x512).
+        for &pair in &groups {
+            accumulate(pair, &mut mw, threads > 1);
+        }
+        return inverse_weights(&mw, g.o, g.c);
+    }
+    let per = groups.len().div_ceil(threads);
+    let partials: Vec<Vec<T>> = groups
+        .par_chunks(per)
+        .map(|range| {
+            let mut acc = vec![T::zero(); XI * g.o * g.c];
+            for &pair in range {
+                accumulate(pair, &mut acc, false);
+            }
+            acc
+        })
+        .collect();
+    for p in &partials {
+        mw.iter_mut().zip(p).for_each(|(x, &y)| *x += y);
+    }
+    inverse_weights(&mw, g.o, g.c)
+}
