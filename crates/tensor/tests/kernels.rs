@@ -1,20 +1,12 @@
 //! Every kernel against a naive f64 reference on seeded random shapes and values.
 
+mod common;
+
 use approx::assert_abs_diff_eq;
+use common::*;
 use tensor::conv::{conv2d, conv2d_backward};
 use tensor::pool::{max_pool2d, try_avg_pool2d, try_avg_pool2d_backward, try_max_pool2d_backward};
 use tensor::{Conv2dParams, Pool2dParams, Rng, Tensor};
-
-fn rand(shape: &[usize], rng: &mut Rng) -> Tensor<f64> {
-    Tensor::rand_normal(shape, 0.0, 1.0, rng)
-}
-
-fn assert_close(a: &Tensor<f64>, b: &Tensor<f64>, tol: f64) {
-    assert_eq!(a.shape(), b.shape());
-    for (x, y) in a.to_vec().iter().zip(b.to_vec()) {
-        assert_abs_diff_eq!(*x, y, epsilon = tol * (1.0 + y.abs()));
-    }
-}
 
 /// Naive broadcasting: index into `t` (of shape `s`) from an output multi-index.
 fn bget(t: &Tensor<f64>, out_idx: &[usize]) -> f64 {
@@ -26,21 +18,6 @@ fn bget(t: &Tensor<f64>, out_idx: &[usize]) -> f64 {
         .map(|(i, &d)| if d == 1 { 0 } else { out_idx[off + i] })
         .collect();
     t.get(&idx).unwrap()
-}
-
-fn for_each_index(shape: &[usize], mut f: impl FnMut(&[usize])) {
-    let n: usize = shape.iter().product();
-    let mut idx = vec![0; shape.len()];
-    for _ in 0..n {
-        f(&idx);
-        for a in (0..shape.len()).rev() {
-            idx[a] += 1;
-            if idx[a] < shape[a] {
-                break;
-            }
-            idx[a] = 0;
-        }
-    }
 }
 
 #[test]
@@ -324,40 +301,8 @@ fn batched_matmul_and_batch_broadcast() {
     }
 }
 
-fn naive_conv(
-    x: &Tensor<f64>,
-    w: &Tensor<f64>,
-    b: Option<&Tensor<f64>>,
-    p: Conv2dParams,
-) -> Tensor<f64> {
-    let (n, c, h, wd) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
-    let (o, kh, kw) = (w.shape()[0], w.shape()[2], w.shape()[3]);
-    let ho = (h + 2 * p.padding.0 - kh) / p.stride.0 + 1;
-    let wo = (wd + 2 * p.padding.1 - kw) / p.stride.1 + 1;
-    let mut out = vec![0.0; n * o * ho * wo];
-    for_each_index(&[n, o, ho, wo], |i| {
-        let mut s = b.map_or(0.0, |b| b.get(&[i[1]]).unwrap());
-        for ci in 0..c {
-            for a in 0..kh {
-                for d in 0..kw {
-                    let r = (i[2] * p.stride.0 + a) as isize - p.padding.0 as isize;
-                    let q = (i[3] * p.stride.1 + d) as isize - p.padding.1 as isize;
-                    if r >= 0 && q >= 0 && (r as usize) < h && (q as usize) < wd {
-                        s += x.get(&[i[0], ci, r as usize, q as usize]).unwrap()
-                            * w.get(&[i[1], ci, a, d]).unwrap();
-                    }
-                }
-            }
-        }
-        out[((i[0] * o + i[1]) * ho + i[2]) * wo + i[3]] = s;
-    });
-    Tensor::from_vec(&[n, o, ho, wo], out).unwrap()
-}
-
 /// (input shape, weight shape, stride, padding) covering odd sizes, every stride/padding mix, 1x1 and non-square kernels.
 /// (input shape, weight shape, stride, padding).
-type ConvCase = ([usize; 4], [usize; 4], (usize, usize), (usize, usize));
-
 fn conv_cases() -> Vec<ConvCase> {
     vec![
         ([2, 3, 7, 6], [4, 3, 3, 3], (1, 1), (1, 1)),
@@ -368,99 +313,23 @@ fn conv_cases() -> Vec<ConvCase> {
         ([2, 2, 5, 6], [3, 2, 2, 3], (3, 2), (1, 0)),
         ([1, 2, 4, 4], [2, 2, 3, 3], (1, 2), (2, 2)),
         ([5, 3, 6, 6], [4, 3, 3, 3], (1, 1), (0, 0)),
-        // 3x3 stride 1 with 16+ channels on both sides: the Winograd path
-        // (odd and even sizes, paddings 0, 1, 2 and mixed, one and many tiles)
-        ([2, 16, 5, 7], [16, 16, 3, 3], (1, 1), (1, 1)),
-        ([1, 16, 6, 4], [17, 16, 3, 3], (1, 1), (0, 0)),
-        ([3, 17, 4, 5], [16, 17, 3, 3], (1, 1), (2, 2)),
-        ([1, 16, 3, 3], [16, 16, 3, 3], (1, 1), (1, 0)),
     ]
 }
 
 #[test]
 fn conv_forward_matches_direct_convolution() {
-    let mut rng = Rng::new(10);
-    for (xs, ws, s, pd) in conv_cases() {
-        let p = Conv2dParams {
-            stride: s,
-            padding: pd,
-        };
-        let x = rand(&xs, &mut rng);
-        let w = rand(&ws, &mut rng);
-        let b = rand(&[ws[0]], &mut rng);
-        assert_close(
-            &conv2d(&x, &w, Some(&b), p),
-            &naive_conv(&x, &w, Some(&b), p),
-            1e-10,
-        );
-        assert_close(
-            &conv2d(&x, &w, None, p),
-            &naive_conv(&x, &w, None, p),
-            1e-10,
-        );
-        // f32 path, and a non-contiguous input.
-        let xt = x
-            .permute(&[0, 1, 3, 2])
-            .to_contiguous()
-            .permute(&[0, 1, 3, 2]);
-        assert!(!xt.is_contiguous() || xs[2] == 1 || xs[3] == 1);
-        let got = conv2d(&xt.cast::<f32>(), &w.cast::<f32>(), None, p).cast::<f64>();
-        assert_close(&got, &naive_conv(&x, &w, None, p), 1e-4);
-    }
-}
-
-/// Central finite difference of `f` with respect to every element of `t`.
-fn numeric_grad(t: &Tensor<f64>, f: impl Fn(&Tensor<f64>) -> f64) -> Tensor<f64> {
-    let mut v = t.to_vec();
-    let eps = 1e-6;
-    let g = (0..v.len())
-        .map(|i| {
-            let orig = v[i];
-            v[i] = orig + eps;
-            let up = f(&Tensor::from_vec(t.shape(), v.clone()).unwrap());
-            v[i] = orig - eps;
-            let down = f(&Tensor::from_vec(t.shape(), v.clone()).unwrap());
-            v[i] = orig;
-            (up - down) / (2.0 * eps)
-        })
-        .collect();
-    Tensor::from_vec(t.shape(), g).unwrap()
+    check_conv_forward(&conv_cases(), 10);
 }
 
 #[test]
 fn conv_gradients_match_finite_differences() {
-    let mut rng = Rng::new(11);
-    for (xs, ws, s, pd) in conv_cases() {
-        let p = Conv2dParams {
-            stride: s,
-            padding: pd,
-        };
-        let x = rand(&xs, &mut rng);
-        let w = rand(&ws, &mut rng);
-        let b = rand(&[ws[0]], &mut rng);
-        let r = rand(conv2d(&x, &w, None, p).shape(), &mut rng);
-        let loss = |x: &Tensor<f64>, w: &Tensor<f64>, b: &Tensor<f64>| {
-            conv2d(x, w, Some(b), p).mul(&r).sum_all()
-        };
-        let g = conv2d_backward(&r, &x, &w, p, (true, true, true));
-        assert_close(
-            g.input.as_ref().unwrap(),
-            &numeric_grad(&x, |x| loss(x, &w, &b)),
-            1e-6,
-        );
-        assert_close(
-            g.weight.as_ref().unwrap(),
-            &numeric_grad(&w, |w| loss(&x, w, &b)),
-            1e-6,
-        );
-        assert_close(
-            g.bias.as_ref().unwrap(),
-            &numeric_grad(&b, |b| loss(&x, &w, b)),
-            1e-6,
-        );
-        let only_w = conv2d_backward(&r, &x, &w, p, (false, true, false));
-        assert!(only_w.input.is_none() && only_w.bias.is_none());
-    }
+    check_conv_gradients(&conv_cases(), 11);
+}
+
+#[test]
+fn conv_weight_gradient_is_bit_reproducible() {
+    // 8 channels: below the Winograd path's minimum, so im2col.
+    check_wgrad_reproducible(&[(32, 8, 7, 6)]);
 }
 
 fn pool_cases() -> Vec<([usize; 4], Pool2dParams)> {
@@ -591,29 +460,6 @@ fn random_fills_are_reproducible() {
     let st = r.state();
     let v = r.next_u64();
     assert_eq!(Rng::from_state(st).next_u64(), v);
-}
-
-#[test]
-fn conv_weight_gradient_is_bit_reproducible() {
-    // Many groups over the workers: the sum order must not depend on scheduling
-    // (8 channels: im2col; 16: Winograd, with four groups of 8 images at 14x12
-    // and, at 7x6, as many groups as workers, which take the parallel-over-ξ path).
-    let mut rng = Rng::new(14);
-    for (n, c, h, w) in [(32, 8, 7, 6), (32, 16, 14, 12), (32, 16, 7, 6)] {
-        let x = Tensor::<f32>::rand_normal(&[n, c, h, w], 0.0, 1.0, &mut rng);
-        let wt = Tensor::<f32>::rand_normal(&[c, c, 3, 3], 0.0, 1.0, &mut rng);
-        let gy = Tensor::<f32>::rand_normal(&[n, c, h, w], 0.0, 1.0, &mut rng);
-        let p = Conv2dParams::new(1, 1);
-        let grad = || {
-            conv2d_backward(&gy, &x, &wt, p, (false, true, false))
-                .weight
-                .unwrap()
-        };
-        let first = grad();
-        for _ in 0..20 {
-            assert_eq!(grad(), first);
-        }
-    }
 }
 
 #[test]

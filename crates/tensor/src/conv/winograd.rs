@@ -40,22 +40,30 @@ use rayon::prelude::*;
 /// Number of positions of a transformed tile.
 const XI: usize = 16;
 
-/// Whether a convolution runs here: 3x3, stride 1, padding at most 2, and
-/// enough channels on both sides for the per-ξ GEMMs to be worth it (the first
-/// layers of a network, with 1-3 input channels, stay on im2col).
-/// `REGULARFACE_CONV=im2col` switches it off (for comparisons).
+/// Tiles a call must have over the whole batch. The weights are transformed
+/// on every call (16·O·C values, scalar code), which only pays off when the
+/// GEMMs that use them are wide: below this, im2col is faster (measured: batch
+/// 1 inference and the 7x6 stage at batch 8 ran slower on Winograd).
+const MIN_TILES: usize = 256;
+
+/// Whether a convolution runs here: 3x3, stride 1, padding at most 2, enough
+/// channels on both sides for the per-ξ GEMMs to be worth it (the first
+/// layers of a network, with 1-3 input channels, stay on im2col), and at
+/// least [`MIN_TILES`] output tiles in the batch.
+/// `REGULARFACE_CONV=im2col` switches it off, `REGULARFACE_CONV=winograd` on
+/// for every 3x3 stride-1 convolution (comparisons and tests); read once.
 pub(super) fn applies(g: &Geometry) -> bool {
-    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let off = *OFF.get_or_init(|| {
-        std::env::var("REGULARFACE_CONV").is_ok_and(|v| v.eq_ignore_ascii_case("im2col"))
+    static MODE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
+    let forced = *MODE.get_or_init(|| match std::env::var("REGULARFACE_CONV") {
+        Ok(v) if v.eq_ignore_ascii_case("im2col") => Some(false),
+        Ok(v) if v.eq_ignore_ascii_case("winograd") => Some(true),
+        _ => None,
     });
-    !off && g.kh == 3
-        && g.kw == 3
-        && g.p.stride == (1, 1)
-        && g.p.padding.0 <= 2
-        && g.p.padding.1 <= 2
-        && g.c >= 16
-        && g.o >= 16
+    let shape =
+        g.kh == 3 && g.kw == 3 && g.p.stride == (1, 1) && g.p.padding.0 <= 2 && g.p.padding.1 <= 2;
+    let (th, tw) = tiles(g.ho, g.wo);
+    let worth_it = g.c >= 16 && g.o >= 16 && g.n * th * tw >= MIN_TILES;
+    shape && forced.unwrap_or(worth_it)
 }
 
 /// Tile rows and columns of an output `ho x wo`.

@@ -1,0 +1,47 @@
+//! The Winograd F(2x2, 3x3) convolution path, forced on for every 3x3 stride-1
+//! convolution of this test binary (`REGULARFACE_CONV=winograd`, set before the
+//! first convolution runs), against the same references as the im2col path.
+
+mod common;
+
+use common::*;
+
+/// Force the Winograd path in this process (every test calls it first; the
+/// setting is read once, at the first convolution).
+fn force_winograd() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| std::env::set_var("REGULARFACE_CONV", "winograd"));
+}
+
+/// Odd and even sizes, paddings 0, 1, 2 and mixed, one tile and many, channel
+/// counts that are not multiples of anything, batches of one and several.
+fn winograd_cases() -> Vec<ConvCase> {
+    vec![
+        ([2, 3, 5, 7], [4, 3, 3, 3], (1, 1), (1, 1)),
+        ([1, 2, 6, 4], [5, 2, 3, 3], (1, 1), (0, 0)),
+        ([3, 5, 4, 5], [2, 5, 3, 3], (1, 1), (2, 2)),
+        ([1, 4, 3, 3], [3, 4, 3, 3], (1, 1), (1, 0)),
+        ([2, 1, 1, 2], [2, 1, 3, 3], (1, 1), (2, 1)),
+        ([4, 6, 8, 9], [7, 6, 3, 3], (1, 1), (1, 1)),
+    ]
+}
+
+#[test]
+fn winograd_forward_matches_direct_convolution() {
+    force_winograd();
+    check_conv_forward(&winograd_cases(), 20);
+}
+
+#[test]
+fn winograd_gradients_match_finite_differences() {
+    force_winograd();
+    check_conv_gradients(&winograd_cases(), 21);
+}
+
+#[test]
+fn winograd_weight_gradient_is_bit_reproducible() {
+    force_winograd();
+    // four groups of 8 images at 14x12, and at 7x6 as many groups as workers
+    // (the parallel-over-ξ path)
+    check_wgrad_reproducible(&[(32, 16, 14, 12), (32, 16, 7, 6)]);
+}
