@@ -17,7 +17,7 @@ fn split_row<T: Element>(row: Option<&[T]>, pad: usize, even: &mut [T], odd: &mu
     let (half, len) = (pad / 2, even.len());
     let q_end = (r.len() / 2).min(len.saturating_sub(half + pad % 2));
     let body = &r[..2 * q_end];
-    if pad % 2 == 0 {
+    if pad.is_multiple_of(2) {
         let dst = even[half..].iter_mut().zip(odd[half..].iter_mut());
         for ((e, o), p) in dst.zip(body.chunks_exact(2)) {
             *e = p[0];
