@@ -368,7 +368,10 @@ fn profile_config(cfg: &TrainConfig, classes: usize) -> Result<Vec<(String, f64)
             rows.push(("  backward (wall)".to_string(), t_bwd));
             rows.push(("  optimiser + zero_grad (wall)".to_string(), t_opt));
             for (s, secs) in sections {
-                let cpu = if s == profile::Section::Im2col {
+                let cpu = if matches!(
+                    s,
+                    profile::Section::Im2col | profile::Section::WinogradTransform
+                ) {
                     " (CPU time, all threads)"
                 } else {
                     ""

@@ -1,8 +1,9 @@
 //! An opt-in per-kernel time profile: where a training step spends its time.
 //!
 //! Off by default (one relaxed atomic load per kernel call). When enabled,
-//! each top-level kernel adds its wall time to its section; `Im2col` is summed
-//! over worker threads, so it is CPU time and may exceed wall time.
+//! each top-level kernel adds its wall time to its section; `Im2col` and
+//! `WinogradTransform` are summed over worker threads, so they are CPU time and
+//! may exceed wall time.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
@@ -18,6 +19,9 @@ pub enum Section {
     ConvWeightGrad,
     /// im2col and col2im inside the convolutions, CPU time over all threads.
     Im2col,
+    /// Winograd tile transforms inside the 3x3 convolutions (input, output,
+    /// output-gradient), CPU time over all threads.
+    WinogradTransform,
     /// `Tensor::matmul` (fc layers, classifier), wall time.
     Matmul,
     /// Elementwise kernels (maps, zips, PReLU, in-place updates), wall time.
@@ -29,11 +33,12 @@ pub enum Section {
 }
 
 /// Every section, in report order.
-pub const SECTIONS: [Section; 8] = [
+pub const SECTIONS: [Section; 9] = [
     Section::ConvForward,
     Section::ConvInputGrad,
     Section::ConvWeightGrad,
     Section::Im2col,
+    Section::WinogradTransform,
     Section::Matmul,
     Section::Elementwise,
     Section::Pool,
@@ -41,7 +46,7 @@ pub const SECTIONS: [Section; 8] = [
 ];
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
-static NANOS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+static NANOS: [AtomicU64; SECTIONS.len()] = [const { AtomicU64::new(0) }; SECTIONS.len()];
 
 /// Switch profiling on or off (and clear the counters).
 pub fn enable(on: bool) {
@@ -60,7 +65,7 @@ pub fn snapshot() -> Vec<(Section, f64)> {
 thread_local! {
     /// Sections open on this thread: a kernel called by another kernel of the
     /// same section (a zip falling back to a map) is not counted twice.
-    static OPEN: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+    static OPEN: std::cell::Cell<u16> = const { std::cell::Cell::new(0) };
 }
 
 /// Adds its lifetime to a section when dropped (if profiling is on).
@@ -70,7 +75,7 @@ impl Drop for Scope {
     fn drop(&mut self) {
         if let Some((s, t)) = self.0 {
             NANOS[s as usize].fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            OPEN.with(|o| o.set(o.get() & !(1 << s as u8)));
+            OPEN.with(|o| o.set(o.get() & !(1 << s as u16)));
         }
     }
 }
@@ -81,7 +86,7 @@ pub fn scope(section: Section) -> Scope {
     if !ENABLED.load(Ordering::Relaxed) {
         return Scope(None);
     }
-    let bit = 1u8 << section as u8;
+    let bit = 1u16 << section as u16;
     let fresh = OPEN.with(|o| {
         let was = o.get();
         o.set(was | bit);

@@ -247,6 +247,7 @@ macro_rules! multiversion {
         $(#[$doc])*
         #[allow(clippy::too_many_arguments)]
         $vis fn $name<T: Element>($($arg: $ty),*) {
+            let _t = crate::profile::scope(crate::profile::Section::WinogradTransform);
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             #[allow(clippy::too_many_arguments)]
