@@ -2,6 +2,7 @@
 //! tiles (see the parent module for the maths), as flat loops over all tiles
 //! of an image so that they vectorise.
 
+use super::plan::Plan;
 use crate::Element;
 
 /// One row of an image (`pad` zeros before it) read at input columns
@@ -238,6 +239,244 @@ fn transform_grad_body<T: Element>(
     }
 }
 
+/// `out[k] = Σ_i coefs[i]·src(i)[k]` over the terms with a non-zero
+/// coefficient (at most 6), in one vectorisable pass that writes `out` once.
+/// (Adding term by term into `out` re-read and re-wrote it per term, and those
+/// stores into the large transformed-tile buffer dominated the transform.)
+#[inline(always)]
+fn combine<'a, T: Element + 'a>(out: &mut [T], coefs: &[T], src: impl Fn(usize) -> &'a [T]) {
+    let len = out.len();
+    let first = &src(0)[..len];
+    let mut terms: [(T, &[T]); 6] = [(T::zero(), first); 6];
+    let mut n = 0;
+    for (i, &c) in coefs.iter().enumerate().filter(|(_, c)| !c.is_zero()) {
+        assert!(n < 6, "winograd: more than 6 terms in a transform row");
+        terms[n] = (c, &src(i)[..len]);
+        n += 1;
+    }
+    let [(c0, s0), (c1, s1), (c2, s2), (c3, s3), (c4, s4), (c5, s5)] = terms;
+    // plain zipped loops: closures here were not inlined into the AVX2 copy
+    match n {
+        0 => out.fill(T::zero()),
+        1 => {
+            for (o, &a) in out.iter_mut().zip(s0) {
+                *o = c0 * a;
+            }
+        }
+        2 => {
+            for ((o, &a), &b) in out.iter_mut().zip(s0).zip(s1) {
+                *o = c0 * a + c1 * b;
+            }
+        }
+        3 => {
+            for (((o, &a), &b), &c) in out.iter_mut().zip(s0).zip(s1).zip(s2) {
+                *o = c0 * a + c1 * b + c2 * c;
+            }
+        }
+        4 => {
+            let srcs = s0.iter().zip(s1).zip(s2).zip(s3);
+            for (o, (((&a, &b), &c), &d)) in out.iter_mut().zip(srcs) {
+                *o = c0 * a + c1 * b + c2 * c + c3 * d;
+            }
+        }
+        _ => {
+            let srcs = s0.iter().zip(s1).zip(s2).zip(s3).zip(s4).zip(s5);
+            for (o, (((((&a, &b), &c), &d), &e), &f)) in out.iter_mut().zip(srcs) {
+                *o = c0 * a + c1 * b + c2 * c + c3 * d + c4 * e + c5 * f;
+            }
+        }
+    }
+}
+
+/// A plan's matrices in the element type, once per call.
+struct Coefs<T> {
+    /// Bᵀ, α x α.
+    bt: Vec<T>,
+    /// Aᵀ, 2 x α.
+    at: Vec<T>,
+    /// A = (Aᵀ)ᵀ, α x 2.
+    a: Vec<T>,
+}
+
+impl<T: Element> Coefs<T> {
+    fn new(p: &Plan) -> Self {
+        let cast = |v: &[f64]| v.iter().map(|&x| T::from_f64(x).expect("finite")).collect();
+        let a: Vec<f64> = (0..p.alpha)
+            .flat_map(|x| [p.at[x], p.at[p.alpha + x]])
+            .collect();
+        Coefs {
+            bt: cast(&p.bt),
+            at: cast(&p.at),
+            a: cast(&a),
+        }
+    }
+}
+
+/// [`transform_input_body`] for any F(2, r) plan: tile (i, j) reads padded
+/// rows and columns `2i .. 2i + α`; row `2i + a` is row set (q = a % 2,
+/// s = i + a / 2), column phase b is `even/odd[j + b / 2]`; then `Bᵀ` on
+/// columns and on rows as flat linear combinations.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn transform_input_plan_body<T: Element>(
+    plan: &Plan,
+    x: &[T],
+    (c, h, w): (usize, usize, usize),
+    pad: (usize, usize),
+    (th, tw): (usize, usize),
+    v: &mut [T],
+    col0: usize,
+    ld: usize,
+    plane: usize,
+) {
+    let (al, reach) = (plan.alpha, (plan.alpha - 1) / 2);
+    let (n, t) = ((th + reach) * tw, th * tw);
+    let mut phases = vec![T::zero(); 2 * al * n];
+    let mut hs = vec![T::zero(); 2 * al * n];
+    let (mut even, mut odd) = (vec![T::zero(); tw + reach], vec![T::zero(); tw + reach]);
+    let k = Coefs::<T>::new(plan);
+    for ci in 0..c {
+        let img = &x[ci * h * w..(ci + 1) * h * w];
+        for s in 0..th + reach {
+            for q in 0..2 {
+                let r = (2 * s + q).checked_sub(pad.0).filter(|&r| r < h);
+                split_row(
+                    r.map(|r| &img[r * w..(r + 1) * w]),
+                    pad.1,
+                    &mut even,
+                    &mut odd,
+                );
+                for b in 0..al {
+                    let src = if b % 2 == 0 { &even } else { &odd };
+                    let at = (q * al + b) * n + s * tw;
+                    phases[at..at + tw].copy_from_slice(&src[b / 2..b / 2 + tw]);
+                }
+            }
+        }
+        for q in 0..2 {
+            for beta in 0..al {
+                let row = &k.bt[beta * al..(beta + 1) * al];
+                let out = &mut hs[(q * al + beta) * n..][..n];
+                combine(out, row, |b| &phases[(q * al + b) * n..][..n]);
+            }
+        }
+        for a_out in 0..al {
+            for beta in 0..al {
+                let row = &k.bt[a_out * al..(a_out + 1) * al];
+                let dst = (a_out * al + beta) * plane + ci * ld + col0;
+                combine(&mut v[dst..dst + t], row, |a| {
+                    &hs[((a % 2) * al + beta) * n + (a / 2) * tw..][..t]
+                });
+            }
+        }
+    }
+}
+
+/// [`inverse_output_body`] for any F(2, r) plan: `Y = Aᵀ M A` per tile.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn inverse_output_plan_body<T: Element>(
+    plan: &Plan,
+    m: &[T],
+    (o, ho, wo): (usize, usize, usize),
+    (th, tw): (usize, usize),
+    col0: usize,
+    ld: usize,
+    plane: usize,
+    y: &mut [T],
+) {
+    let (al, t) = (plan.alpha, th * tw);
+    let mut s = vec![T::zero(); 2 * al * t];
+    let mut yr = vec![T::zero(); 4 * t];
+    let k = Coefs::<T>::new(plan);
+    for oi in 0..o {
+        let at0 = oi * ld + col0;
+        for r in 0..2 {
+            let row = &k.at[r * al..(r + 1) * al];
+            for beta in 0..al {
+                combine(&mut s[(r * al + beta) * t..][..t], row, |a| {
+                    &m[(a * al + beta) * plane + at0..][..t]
+                });
+            }
+        }
+        for r in 0..2 {
+            for cc in 0..2 {
+                let row = &k.at[cc * al..(cc + 1) * al];
+                combine(&mut yr[(r * 2 + cc) * t..][..t], row, |beta| {
+                    &s[(r * al + beta) * t..][..t]
+                });
+            }
+        }
+        let yo = &mut y[oi * ho * wo..(oi + 1) * ho * wo];
+        for (oh, out) in yo.chunks_exact_mut(wo).enumerate() {
+            let (i, r) = (oh / 2, oh % 2);
+            let (y0, y1) = (
+                &yr[r * 2 * t + i * tw..][..tw],
+                &yr[(r * 2 + 1) * t + i * tw..][..tw],
+            );
+            for (j, pair) in out.chunks_mut(2).enumerate() {
+                pair[0] = y0[j];
+                if let Some(second) = pair.get_mut(1) {
+                    *second = y1[j];
+                }
+            }
+        }
+    }
+}
+
+/// [`transform_grad_body`] for any F(2, r) plan: `A dY Aᵀ` with `A = (Aᵀ)ᵀ`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn transform_grad_plan_body<T: Element>(
+    plan: &Plan,
+    dy: &[T],
+    (o, ho, wo): (usize, usize, usize),
+    (th, tw): (usize, usize),
+    out: &mut [T],
+    col0: usize,
+    ld: usize,
+    plane: usize,
+) {
+    let (al, t) = (plan.alpha, th * tw);
+    let k = Coefs::<T>::new(plan);
+    let mut cols = vec![T::zero(); 4 * t];
+    let mut h = vec![T::zero(); 2 * al * t];
+    for oi in 0..o {
+        let plane_o = &dy[oi * ho * wo..(oi + 1) * ho * wo];
+        for i in 0..th {
+            for r in 0..2 {
+                let oh = 2 * i + r;
+                let row = (oh < ho).then(|| &plane_o[oh * wo..(oh + 1) * wo]);
+                let (e, d) = cols[r * 2 * t..(r + 1) * 2 * t].split_at_mut(t);
+                split_row(
+                    row,
+                    0,
+                    &mut e[i * tw..(i + 1) * tw],
+                    &mut d[i * tw..(i + 1) * tw],
+                );
+            }
+        }
+        for r in 0..2 {
+            let (e, d) = cols[r * 2 * t..(r + 1) * 2 * t].split_at(t);
+            for beta in 0..al {
+                let row = &k.a[beta * 2..beta * 2 + 2];
+                let out = &mut h[(r * al + beta) * t..][..t];
+                combine(out, row, |c| if c == 0 { e } else { d });
+            }
+        }
+        let at0 = oi * ld + col0;
+        for a in 0..al {
+            let row = &k.a[a * 2..a * 2 + 2];
+            for beta in 0..al {
+                let dst = (a * al + beta) * plane + at0;
+                combine(&mut out[dst..dst + t], row, |r| {
+                    &h[(r * al + beta) * t..][..t]
+                });
+            }
+        }
+    }
+}
+
 /// Compiles a transform twice, portable and under AVX2 + FMA, and picks the
 /// copy at run time like the elementwise kernels of [`crate::simd`]: the
 /// transforms are flat loops over all tiles of an image that LLVM vectorises,
@@ -295,6 +534,49 @@ multiversion! {
 multiversion! {
     /// See [`transform_grad_body`].
     pub(super) fn transform_grad = transform_grad_body(
+        dy: &[T],
+        dims: (usize, usize, usize),
+        tiles: (usize, usize),
+        out: &mut [T],
+        col0: usize,
+        ld: usize,
+        plane: usize,
+    )
+}
+
+multiversion! {
+    /// See [`transform_input_plan_body`].
+    pub(super) fn transform_input_plan = transform_input_plan_body(
+        plan: &Plan,
+        x: &[T],
+        dims: (usize, usize, usize),
+        pad: (usize, usize),
+        tiles: (usize, usize),
+        v: &mut [T],
+        col0: usize,
+        ld: usize,
+        plane: usize,
+    )
+}
+
+multiversion! {
+    /// See [`inverse_output_plan_body`].
+    pub(super) fn inverse_output_plan = inverse_output_plan_body(
+        plan: &Plan,
+        m: &[T],
+        dims: (usize, usize, usize),
+        tiles: (usize, usize),
+        col0: usize,
+        ld: usize,
+        plane: usize,
+        y: &mut [T],
+    )
+}
+
+multiversion! {
+    /// See [`transform_grad_plan_body`].
+    pub(super) fn transform_grad_plan = transform_grad_plan_body(
+        plan: &Plan,
         dy: &[T],
         dims: (usize, usize, usize),
         tiles: (usize, usize),
