@@ -35,15 +35,13 @@ use super::Geometry;
 use crate::gemm::{gemm, MatRef};
 use crate::scratch::Scratch;
 use crate::Element;
-use plan::{plan, Plan};
 use rayon::prelude::*;
-use transforms::{
-    inverse_output, inverse_output_plan, transform_grad, transform_grad_plan, transform_input,
-    transform_input_plan,
-};
+use transforms::{inverse_output, transform_grad, transform_input};
 
-mod plan;
 mod transforms;
+
+/// Number of positions of a transformed tile.
+const XI: usize = 16;
 
 /// Tiles a call must have over the whole batch. The weights are transformed
 /// on every call (16·O·C values, scalar code), which only pays off when the
@@ -64,11 +62,8 @@ pub(super) fn applies(g: &Geometry) -> bool {
         Ok(v) if v.eq_ignore_ascii_case("winograd") => Some(true),
         _ => None,
     });
-    let shape = (g.kh == 3 || g.kh == 5)
-        && g.kw == g.kh
-        && g.p.stride == (1, 1)
-        && g.p.padding.0 < g.kh
-        && g.p.padding.1 < g.kw;
+    let shape =
+        g.kh == 3 && g.kw == 3 && g.p.stride == (1, 1) && g.p.padding.0 <= 2 && g.p.padding.1 <= 2;
     let (th, tw) = tiles(g.ho, g.wo);
     let worth_it = g.c >= 16 && g.o >= 16 && g.n * th * tw >= MIN_TILES;
     shape && forced.unwrap_or(worth_it)
@@ -79,75 +74,77 @@ fn tiles(ho: usize, wo: usize) -> (usize, usize) {
     (ho.div_ceil(2), wo.div_ceil(2))
 }
 
-/// `U[ξ][o][c] = (G w[o][c] Gᵀ)[ξ]` for weights `[O, C, r, r]`.
-fn transform_weights<T: Element>(p: &Plan, w: &[T], o: usize, c: usize) -> Vec<T> {
-    let (r, al) = (p.r, p.alpha);
-    let mut u = vec![T::zero(); al * al * o * c];
-    let mut t = vec![0.0f64; al * r];
-    for (oc, g) in w.chunks_exact(r * r).enumerate() {
-        // t = G g (α x r), then u = t Gᵀ (α x α)
-        for a in 0..al {
-            for l in 0..r {
-                t[a * r + l] = (0..r)
-                    .map(|k| p.g[a * r + k] * g[k * r + l].to_f64().unwrap_or(f64::NAN))
-                    .sum();
-            }
+/// `U[ξ][o][c] = (G w[o][c] Gᵀ)[ξ]` for weights `[O, C, 3, 3]`.
+fn transform_weights<T: Element>(w: &[T], o: usize, c: usize) -> Vec<T> {
+    let half = T::from_f64(0.5).expect("0.5");
+    let mut u = vec![T::zero(); XI * o * c];
+    for (oc, g) in w.chunks_exact(9).enumerate() {
+        // t = G g (4x3), then u = t Gᵀ (4x4)
+        let mut t = [[T::zero(); 3]; 4];
+        for k in 0..3 {
+            let (g0, g1, g2) = (g[k], g[3 + k], g[6 + k]);
+            t[0][k] = g0;
+            t[1][k] = (g0 + g1 + g2) * half;
+            t[2][k] = (g0 - g1 + g2) * half;
+            t[3][k] = g2;
         }
-        for a in 0..al {
-            for b in 0..al {
-                let v: f64 = (0..r).map(|l| t[a * r + l] * p.g[b * r + l]).sum();
-                u[(a * al + b) * o * c + oc] = T::from_f64(v).unwrap_or(T::nan());
+        for (a, row) in t.iter().enumerate() {
+            let [g0, g1, g2] = *row;
+            let vals = [g0, (g0 + g1 + g2) * half, (g0 - g1 + g2) * half, g2];
+            for (b, &v) in vals.iter().enumerate() {
+                u[(a * 4 + b) * o * c + oc] = v;
             }
         }
     }
     u
 }
 
-/// Weights `[O, C, r, r]` rotated by 180° and transposed to `[C, O, r, r]`:
+/// Weights `[O, C, 3, 3]` rotated by 180° and transposed to `[C, O, 3, 3]`:
 /// the kernel whose forward convolution of `dy` is the input gradient.
-fn flip_transpose<T: Element>(w: &[T], o: usize, c: usize, r: usize) -> Vec<T> {
-    let rr = r * r;
+fn flip_transpose<T: Element>(w: &[T], o: usize, c: usize) -> Vec<T> {
     let mut out = vec![T::zero(); w.len()];
     for oi in 0..o {
         for ci in 0..c {
-            let src = &w[(oi * c + ci) * rr..][..rr];
-            let dst = &mut out[(ci * o + oi) * rr..][..rr];
-            for k in 0..rr {
-                dst[k] = src[rr - 1 - k];
+            let src = &w[(oi * c + ci) * 9..][..9];
+            let dst = &mut out[(ci * o + oi) * 9..][..9];
+            for k in 0..9 {
+                dst[k] = src[8 - k];
             }
         }
     }
     out
 }
 
-/// `dW[o][c] = Gᵀ Mw[·][o][c] G` (α x α → r x r) for the summed products `Mw[ξ][o][c]`.
-fn inverse_weights<T: Element>(p: &Plan, mw: &[T], o: usize, c: usize) -> Vec<T> {
-    let (r, al) = (p.r, p.alpha);
-    let mut dw = vec![T::zero(); o * c * r * r];
-    let mut t = vec![0.0f64; r * al];
-    for (oc, k) in dw.chunks_exact_mut(r * r).enumerate() {
-        let m = |xi: usize| mw[xi * o * c + oc].to_f64().unwrap_or(f64::NAN);
-        // t = Gᵀ M (r x α), then k = t G (r x r)
-        for kk in 0..r {
-            for b in 0..al {
-                t[kk * al + b] = (0..al).map(|a| p.g[a * r + kk] * m(a * al + b)).sum();
-            }
-        }
-        for kk in 0..r {
-            for l in 0..r {
-                let v: f64 = (0..al).map(|b| t[kk * al + b] * p.g[b * r + l]).sum();
-                k[kk * r + l] = T::from_f64(v).unwrap_or(T::nan());
-            }
+/// `dW[o][c] = Gᵀ Mw[·][o][c] G` (4x4 → 3x3) for the summed products `Mw[ξ][o][c]`.
+fn inverse_weights<T: Element>(mw: &[T], o: usize, c: usize) -> Vec<T> {
+    let half = T::from_f64(0.5).expect("0.5");
+    // Gᵀ·(m0, m1, m2, m3) = (m0 + (m1 + m2)/2, (m1 - m2)/2, (m1 + m2)/2 + m3)
+    let gt = |m: [T; 4]| {
+        [
+            m[0] + (m[1] + m[2]) * half,
+            (m[1] - m[2]) * half,
+            (m[1] + m[2]) * half + m[3],
+        ]
+    };
+    let mut dw = vec![T::zero(); o * c * 9];
+    for (oc, k) in dw.chunks_exact_mut(9).enumerate() {
+        let m = |xi: usize| mw[xi * o * c + oc];
+        // rows: t[r][b] = (Gᵀ m[·][b])[r]; then each row r: k[r][·] = Gᵀ t[r][·]
+        let cols: Vec<[T; 3]> = (0..4)
+            .map(|b| gt([m(b), m(4 + b), m(8 + b), m(12 + b)]))
+            .collect();
+        for r in 0..3 {
+            let row = gt([cols[0][r], cols[1][r], cols[2][r], cols[3][r]]);
+            k[r * 3..r * 3 + 3].copy_from_slice(&row);
         }
     }
     dw
 }
 
-/// The α² GEMMs `C[ξ] = A[ξ] · B[ξ] (+ C[ξ] when accumulating)`, over ξ in
+/// The 16 GEMMs `C[ξ] = A[ξ] · B[ξ] (+ C[ξ] when accumulating)`, over ξ in
 /// parallel when the caller's loop over images has fewer groups than threads.
 #[allow(clippy::too_many_arguments)]
 fn gemms<T: Element>(
-    xi_count: usize,
     a: &[T],
     (m, k): (usize, usize),
     b: &[T],
@@ -165,7 +162,7 @@ fn gemms<T: Element>(
         };
         gemm(T::one(), am, bm, beta, cx, false);
     };
-    let planes = c[..xi_count * m * n].chunks_mut(m * n).enumerate();
+    let planes = c[..XI * m * n].chunks_mut(m * n).enumerate();
     if parallel {
         planes.collect::<Vec<_>>().into_par_iter().for_each(one);
     } else {
@@ -175,16 +172,14 @@ fn gemms<T: Element>(
 
 /// Forward convolution `y = x ⊛ w` (no bias) of geometry `g` into `out`.
 pub(super) fn forward<T: Element>(g: &Geometry, xs: &[T], ws: &[T], out: &mut [T]) {
-    let p = plan(g.kh);
-    let u = transform_weights(p, ws, g.o, g.c);
-    convolve(p, g, xs, &u, out);
+    let u = transform_weights(ws, g.o, g.c);
+    convolve(g, xs, &u, out);
 }
 
 /// Input gradient of the convolution `g` from the output gradient `gys`.
 pub(super) fn input_grad<T: Element>(g: &Geometry, gys: &[T], ws: &[T], gx: &mut [T]) {
-    let p = plan(g.kh);
-    let u = transform_weights(p, &flip_transpose(ws, g.o, g.c, p.r), g.c, g.o);
-    // the forward convolution of dy (O channels, ho x wo) with padding r - 1 - pad
+    let u = transform_weights(&flip_transpose(ws, g.o, g.c), g.c, g.o);
+    // the forward convolution of dy (O channels, ho x wo) with padding 2 - p
     let back = Geometry {
         c: g.o,
         h: g.ho,
@@ -194,16 +189,15 @@ pub(super) fn input_grad<T: Element>(g: &Geometry, gys: &[T], ws: &[T], gx: &mut
         wo: g.w,
         p: crate::Conv2dParams {
             stride: (1, 1),
-            padding: (p.r - 1 - g.p.padding.0, p.r - 1 - g.p.padding.1),
+            padding: (2 - g.p.padding.0, 2 - g.p.padding.1),
         },
         ..*g
     };
-    convolve(p, &back, gys, &u, gx);
+    convolve(&back, gys, &u, gx);
 }
 
 /// `out = x ⊛ (weights transformed to u)` for geometry `g`.
-fn convolve<T: Element>(p: &Plan, g: &Geometry, xs: &[T], u: &[T], out: &mut [T]) {
-    let xi = p.alpha * p.alpha;
+fn convolve<T: Element>(g: &Geometry, xs: &[T], u: &[T], out: &mut [T]) {
     let (th, tw) = tiles(g.ho, g.wo);
     let t = th * tw;
     let group = g.group_size_for(t);
@@ -215,18 +209,15 @@ fn convolve<T: Element>(p: &Plan, g: &Geometry, xs: &[T], u: &[T], out: &mut [T]
             let images = xg.len() / g.image_len().max(1);
             let tg = images * t;
             let (mut vbuf, mut mbuf) = (Scratch::take(), Scratch::take());
-            let v = vbuf.fit(xi * g.c * tg);
+            let v = vbuf.fit(XI * g.c * tg);
             for (j, x_n) in xg.chunks_exact(g.image_len()).enumerate() {
-                input_tiles(p, g, x_n, (th, tw), v, j * t, tg);
+                let dims = (g.c, g.h, g.w);
+                transform_input(x_n, dims, g.p.padding, (th, tw), v, j * t, tg, g.c * tg);
             }
-            let m = mbuf.fit(xi * g.o * tg);
-            gemms(xi, u, (g.o, g.c), v, (tg, false), m, false, inner);
+            let m = mbuf.fit(XI * g.o * tg);
+            gemms(u, (g.o, g.c), v, (tg, false), m, false, inner);
             for (j, y_n) in yg.chunks_exact_mut(out_len).enumerate() {
-                let dims = (g.o, g.ho, g.wo);
-                match p.r {
-                    3 => inverse_output(m, dims, (th, tw), j * t, tg, g.o * tg, y_n),
-                    _ => inverse_output_plan(p, m, dims, (th, tw), j * t, tg, g.o * tg, y_n),
-                }
+                inverse_output(m, (g.o, g.ho, g.wo), (th, tw), j * t, tg, g.o * tg, y_n);
             }
         });
 }
@@ -234,8 +225,6 @@ fn convolve<T: Element>(p: &Plan, g: &Geometry, xs: &[T], u: &[T], out: &mut [T]
 /// Weight gradient `[O, C, 3, 3]` of the convolution `g`; deterministic for a
 /// given thread count (one contiguous range of groups per worker, summed in order).
 pub(super) fn weight_grad<T: Element>(g: &Geometry, xs: &[T], gys: &[T]) -> Vec<T> {
-    let p = plan(g.kh);
-    let xi = p.alpha * p.alpha;
     let (th, tw) = tiles(g.ho, g.wo);
     let t = th * tw;
     let group = g.group_size_for(t);
@@ -248,23 +237,21 @@ pub(super) fn weight_grad<T: Element>(g: &Geometry, xs: &[T], gys: &[T]) -> Vec<
     let accumulate = |(xg, gyg): (&[T], &[T]), acc: &mut [T], parallel: bool| {
         let (mut vbuf, mut ybuf) = (Scratch::take(), Scratch::take());
         let tg = xg.len() / g.image_len().max(1) * t;
-        let v = vbuf.fit(xi * g.c * tg);
-        let ydy = ybuf.fit(xi * g.o * tg);
+        let v = vbuf.fit(XI * g.c * tg);
+        let ydy = ybuf.fit(XI * g.o * tg);
         let pairs = xg
             .chunks_exact(g.image_len())
             .zip(gyg.chunks_exact(out_len));
         for (j, (x_n, dy_n)) in pairs.enumerate() {
-            input_tiles(p, g, x_n, (th, tw), v, j * t, tg);
+            let dims = (g.c, g.h, g.w);
+            transform_input(x_n, dims, g.p.padding, (th, tw), v, j * t, tg, g.c * tg);
             let gdims = (g.o, g.ho, g.wo);
-            match p.r {
-                3 => transform_grad(dy_n, gdims, (th, tw), ydy, j * t, tg, g.o * tg),
-                _ => transform_grad_plan(p, dy_n, gdims, (th, tw), ydy, j * t, tg, g.o * tg),
-            }
+            transform_grad(dy_n, gdims, (th, tw), ydy, j * t, tg, g.o * tg);
         }
-        gemms(xi, ydy, (g.o, tg), v, (g.c, true), acc, true, parallel);
+        gemms(ydy, (g.o, tg), v, (g.c, true), acc, true, parallel);
     };
     let threads = rayon::current_num_threads();
-    let mut mw = vec![T::zero(); xi * g.o * g.c];
+    let mut mw = vec![T::zero(); XI * g.o * g.c];
     if groups.len() <= threads {
         // Few, large groups (the deepest layers, where Mw is largest): one
         // accumulator, each group's 16 GEMMs in parallel over ξ, instead of
@@ -272,13 +259,13 @@ pub(super) fn weight_grad<T: Element>(g: &Geometry, xs: &[T], gys: &[T]) -> Vec<
         for &pair in &groups {
             accumulate(pair, &mut mw, threads > 1);
         }
-        return inverse_weights(p, &mw, g.o, g.c);
+        return inverse_weights(&mw, g.o, g.c);
     }
     let per = groups.len().div_ceil(threads);
     let partials: Vec<Vec<T>> = groups
         .par_chunks(per)
         .map(|range| {
-            let mut acc = vec![T::zero(); xi * g.o * g.c];
+            let mut acc = vec![T::zero(); XI * g.o * g.c];
             for &pair in range {
                 accumulate(pair, &mut acc, false);
             }
@@ -288,23 +275,5 @@ pub(super) fn weight_grad<T: Element>(g: &Geometry, xs: &[T], gys: &[T]) -> Vec<
     for p in &partials {
         mw.iter_mut().zip(p).for_each(|(x, &y)| *x += y);
     }
-    inverse_weights(p, &mw, g.o, g.c)
-}
-
-/// The transformed input tiles of image `x_n` into columns `col0..` of `v`
-/// (rows `tg` long): the specialised 3x3 transform or the general one.
-fn input_tiles<T: Element>(
-    p: &Plan,
-    g: &Geometry,
-    x_n: &[T],
-    tiles: (usize, usize),
-    v: &mut [T],
-    col0: usize,
-    tg: usize,
-) {
-    let dims = (g.c, g.h, g.w);
-    match p.r {
-        3 => transform_input(x_n, dims, g.p.padding, tiles, v, col0, tg, g.c * tg),
-        _ => transform_input_plan(p, x_n, dims, g.p.padding, tiles, v, col0, tg, g.c * tg),
-    }
+    inverse_weights(&mw, g.o, g.c)
 }
