@@ -305,9 +305,10 @@ pub fn run_all(selected: &[String], quick: bool) -> Result<Vec<BenchResult>> {
 /// The conditions line printed above the table.
 pub fn conditions(quick: bool) -> String {
     format!(
-        "threads {} (rayon), cpu {}, {} build, target-cpu {}, {}",
+        "threads {} (rayon), cpu {}, conv: {}, {} build, target-cpu {}, {}",
         rayon::current_num_threads(),
         tensor::simd::cpu_features(),
+        tensor::conv::algorithm(),
         if cfg!(debug_assertions) {
             "debug"
         } else {

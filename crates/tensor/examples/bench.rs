@@ -32,6 +32,7 @@ fn main() {
     println!("# tensor bench");
     println!("threads (rayon): {}", rayon::current_num_threads());
     println!("cpu features:    {}", simd::cpu_features());
+    println!("convolution:     {}", tensor::conv::algorithm());
     println!(
         "build:           {} profile, target-cpu={}, matrixmultiply threading {}",
         if cfg!(debug_assertions) {

@@ -257,6 +257,13 @@ impl Geometry {
     }
 }
 
+/// Which convolution algorithm this process runs (for benchmark headers):
+/// Winograd for qualifying 3x3 layers by default, or what `REGULARFACE_CONV`
+/// (`im2col` / `winograd`) forces.
+pub fn algorithm() -> &'static str {
+    winograd::describe()
+}
+
 /// Target width (G·P) of a group's column matrix.
 const GROUP_COLUMNS: usize = 384;
 

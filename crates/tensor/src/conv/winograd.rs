@@ -56,17 +56,33 @@ const MIN_TILES: usize = 256;
 /// `REGULARFACE_CONV=im2col` switches it off, `REGULARFACE_CONV=winograd` on
 /// for every 3x3 stride-1 convolution (comparisons and tests); read once.
 pub(super) fn applies(g: &Geometry) -> bool {
-    static MODE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
-    let forced = *MODE.get_or_init(|| match std::env::var("REGULARFACE_CONV") {
-        Ok(v) if v.eq_ignore_ascii_case("im2col") => Some(false),
-        Ok(v) if v.eq_ignore_ascii_case("winograd") => Some(true),
-        _ => None,
-    });
     let shape =
         g.kh == 3 && g.kw == 3 && g.p.stride == (1, 1) && g.p.padding.0 <= 2 && g.p.padding.1 <= 2;
     let (th, tw) = tiles(g.ho, g.wo);
     let worth_it = g.c >= 16 && g.o >= 16 && g.n * th * tw >= MIN_TILES;
-    shape && forced.unwrap_or(worth_it)
+    shape && forced().unwrap_or(worth_it)
+}
+
+/// `REGULARFACE_CONV`: `Some(false)` for `im2col`, `Some(true)` for
+/// `winograd`, `None` (the default rule) otherwise; read once per process.
+fn forced() -> Option<bool> {
+    static MODE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("REGULARFACE_CONV") {
+        Ok(v) if v.eq_ignore_ascii_case("im2col") => Some(false),
+        Ok(v) if v.eq_ignore_ascii_case("winograd") => Some(true),
+        _ => None,
+    })
+}
+
+/// Which convolution algorithm this process uses, for benchmark headers.
+pub(super) fn describe() -> &'static str {
+    match forced() {
+        Some(false) => "im2col everywhere (REGULARFACE_CONV=im2col)",
+        Some(true) => {
+            "Winograd F(2x2,3x3) for every 3x3 stride-1 layer (REGULARFACE_CONV=winograd)"
+        }
+        None => "Winograd F(2x2,3x3) on 3x3 stride-1 layers with 16+ channels (else im2col)",
+    }
 }
 
 /// Tile rows and columns of an output `ho x wo`.
