@@ -84,17 +84,23 @@ pub fn numeric_grad(t: &Tensor<f64>, f: impl Fn(&Tensor<f64>) -> f64) -> Tensor<
     Tensor::from_vec(t.shape(), g).unwrap()
 }
 
+/// A case's parameters and random input, weight and bias.
+fn case_tensors(
+    (xs, ws, s, pd): ConvCase,
+    rng: &mut Rng,
+) -> (Conv2dParams, Tensor<f64>, Tensor<f64>, Tensor<f64>) {
+    let p = Conv2dParams {
+        stride: s,
+        padding: pd,
+    };
+    (p, rand(&xs, rng), rand(&ws, rng), rand(&[ws[0]], rng))
+}
+
 /// Forward (f64 with and without bias, f32 on a strided input) against the direct sum.
 pub fn check_conv_forward(cases: &[ConvCase], seed: u64) {
     let mut rng = Rng::new(seed);
-    for &(xs, ws, s, pd) in cases {
-        let p = Conv2dParams {
-            stride: s,
-            padding: pd,
-        };
-        let x = rand(&xs, &mut rng);
-        let w = rand(&ws, &mut rng);
-        let b = rand(&[ws[0]], &mut rng);
+    for &case in cases {
+        let (p, x, w, b) = case_tensors(case, &mut rng);
         assert_close(
             &conv2d(&x, &w, Some(&b), p),
             &naive_conv(&x, &w, Some(&b), p),
@@ -110,7 +116,7 @@ pub fn check_conv_forward(cases: &[ConvCase], seed: u64) {
             .permute(&[0, 1, 3, 2])
             .to_contiguous()
             .permute(&[0, 1, 3, 2]);
-        assert!(!xt.is_contiguous() || xs[2] == 1 || xs[3] == 1);
+        assert!(!xt.is_contiguous() || x.shape()[2] == 1 || x.shape()[3] == 1);
         let got = conv2d(&xt.cast::<f32>(), &w.cast::<f32>(), None, p).cast::<f64>();
         assert_close(&got, &naive_conv(&x, &w, None, p), 1e-4);
     }
@@ -119,14 +125,8 @@ pub fn check_conv_forward(cases: &[ConvCase], seed: u64) {
 /// Input, weight and bias gradients against central finite differences (f64).
 pub fn check_conv_gradients(cases: &[ConvCase], seed: u64) {
     let mut rng = Rng::new(seed);
-    for &(xs, ws, s, pd) in cases {
-        let p = Conv2dParams {
-            stride: s,
-            padding: pd,
-        };
-        let x = rand(&xs, &mut rng);
-        let w = rand(&ws, &mut rng);
-        let b = rand(&[ws[0]], &mut rng);
+    for &case in cases {
+        let (p, x, w, b) = case_tensors(case, &mut rng);
         let r = rand(conv2d(&x, &w, None, p).shape(), &mut rng);
         let loss = |x: &Tensor<f64>, w: &Tensor<f64>, b: &Tensor<f64>| {
             conv2d(x, w, Some(b), p).mul(&r).sum_all()
