@@ -267,6 +267,42 @@ pub fn algorithm() -> &'static str {
 /// Target width (G·P) of a group's column matrix.
 const GROUP_COLUMNS: usize = 384;
 
+/// `y[.., o, p] += b[o]` over whole images laid out `[.., O, P]` (`b` is O long).
+fn add_bias<T: Element>(y: &mut [T], b: &[T], pixels: usize) {
+    for (i, row) in y.chunks_exact_mut(pixels.max(1)).enumerate() {
+        let bo = b[i % b.len()];
+        row.iter_mut().for_each(|v| *v += bo);
+    }
+}
+
+/// `Σ_items` of what `add(range, acc)` accumulates into `len`-long buffers
+/// (a weight gradient over image groups), deterministic for a given thread
+/// count: the items are cut into one contiguous range per worker, each range
+/// sums into its own buffer in order, and the buffers are added in order. (A
+/// rayon fold would split by work stealing and change the float summation
+/// order run to run.)
+fn ordered_sum<I: Sync, T: Element>(
+    items: &[I],
+    len: usize,
+    add: impl Fn(&[I], &mut [T]) + Sync,
+) -> Vec<T> {
+    let parts = rayon::current_num_threads().min(items.len()).max(1);
+    let per = items.len().div_ceil(parts).max(1);
+    let partials: Vec<Vec<T>> = items
+        .par_chunks(per)
+        .map(|range| {
+            let mut acc = vec![T::zero(); len];
+            add(range, &mut acc);
+            acc
+        })
+        .collect();
+    let mut sum = vec![T::zero(); len];
+    for p in &partials {
+        sum.iter_mut().zip(p).for_each(|(x, &y)| *x += y);
+    }
+    sum
+}
+
 /// Copy the O x (G·P) matrix `wide` into per-image blocks (each O x P).
 fn to_blocks<T: Copy>(wide: &[T], blocks: &mut [T], o: usize, p: usize) {
     let g = blocks.len() / (o * p).max(1);
@@ -317,11 +353,8 @@ pub fn try_conv2d<T: Element>(
     if winograd::applies(&g) {
         winograd::forward(&g, xs, ws, &mut out);
         if let Some(b) = &bias {
-            let rows = out.par_chunks_mut(g.pixels().max(1)).enumerate();
-            rows.for_each(|(i, row)| {
-                let bo = b[i % g.o];
-                row.iter_mut().for_each(|v| *v += bo);
-            });
+            let images = out.par_chunks_mut((g.o * g.pixels()).max(1));
+            images.for_each(|y_n| add_bias(y_n, b, g.pixels()));
         }
         return Tensor::from_vec(&[g.n, g.o, g.ho, g.wo], out);
     }
@@ -358,10 +391,7 @@ pub fn try_conv2d<T: Element>(
                 to_blocks(wide, yg, g.o, g.pixels());
             }
             if let Some(b) = &bias {
-                for (i, row) in yg.chunks_exact_mut(g.pixels().max(1)).enumerate() {
-                    let bo = b[i % g.o];
-                    row.iter_mut().for_each(|v| *v += bo);
-                }
+                add_bias(yg, b, g.pixels());
             }
         },
     );
@@ -462,38 +492,17 @@ pub fn try_conv2d_backward<T: Element>(
             let gw = winograd::weight_grad(&g, xs, gys);
             return Tensor::from_vec(weight.shape(), gw).expect("weight-sized");
         }
-        // Deterministic for a given thread count: the groups are cut into one
-        // contiguous range per worker, each range sums into its own buffer in
-        // order, and the buffers are added in order. (A rayon fold would split
-        // by work stealing and change the float summation order run to run.)
         let groups: Vec<(&[T], &[T])> = xs.chunks(xg_len).zip(gys.chunks(gyg_len)).collect();
-        let parts = rayon::current_num_threads().min(groups.len()).max(1);
-        let per = groups.len().div_ceil(parts);
-        let partials: Vec<Vec<T>> = groups
-            .par_chunks(per.max(1))
-            .map(|range| {
-                let mut acc = vec![T::zero(); ok];
-                let (mut buf, mut wide) = (Scratch::take(), Scratch::take());
-                for &(xg, gyg) in range {
-                    let cols = gyg.len() / g.o.max(1);
-                    let gm = MatRef::new(g.wide_grad(gyg, &mut wide), g.o, cols);
-                    let col = g.columns(xg, &mut buf);
-                    gemm(
-                        T::one(),
-                        gm,
-                        MatRef::new(col, g.k(), cols).t(),
-                        T::one(),
-                        &mut acc,
-                        inner,
-                    );
-                }
-                acc
-            })
-            .collect();
-        let mut gw = vec![T::zero(); ok];
-        for p in &partials {
-            gw.iter_mut().zip(p).for_each(|(x, &y)| *x += y);
-        }
+        let gw = ordered_sum(&groups, ok, |range, acc| {
+            let (mut buf, mut wide) = (Scratch::take(), Scratch::take());
+            for &(xg, gyg) in range {
+                let cols = gyg.len() / g.o.max(1);
+                let gm = MatRef::new(g.wide_grad(gyg, &mut wide), g.o, cols);
+                let col = g.columns(xg, &mut buf);
+                let colt = MatRef::new(col, g.k(), cols).t();
+                gemm(T::one(), gm, colt, T::one(), acc, inner);
+            }
+        });
         Tensor::from_vec(weight.shape(), gw).expect("weight-sized")
     });
 

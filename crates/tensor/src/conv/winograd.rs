@@ -26,12 +26,13 @@
 //!   `dW = Gᵀ [Σ_tiles (A dY Aᵀ) ⊙ (Bᵀ D B)] G`, with dY the tile's 2x2 output
 //!   gradient (zeros past the edge): 16 GEMMs `Mw[ξ] += Ydy[ξ] (O x T) · V[ξ]ᵀ`.
 //!
-//! The transforms are additions only and run on rows of tiles with unit-stride
-//! loops (even and odd columns split first), so they vectorise. Exact in exact
+//! The transforms are additions only and run as flat loops over all tiles of
+//! an image (even and odd columns split first; `transforms.rs`), so they
+//! vectorise. Exact in exact
 //! arithmetic; in floating point it differs from the direct sum by rounding
 //! (the f64 tests agree with im2col to 1e-12).
 
-use super::Geometry;
+use super::{ordered_sum, Geometry};
 use crate::gemm::{gemm, MatRef};
 use crate::scratch::Scratch;
 use crate::Element;
@@ -239,7 +240,7 @@ fn convolve<T: Element>(g: &Geometry, xs: &[T], u: &[T], out: &mut [T]) {
 }
 
 /// Weight gradient `[O, C, 3, 3]` of the convolution `g`; deterministic for a
-/// given thread count (one contiguous range of groups per worker, summed in order).
+/// given thread count (see [`ordered_sum`]).
 pub(super) fn weight_grad<T: Element>(g: &Geometry, xs: &[T], gys: &[T]) -> Vec<T> {
     let (th, tw) = tiles(g.ho, g.wo);
     let t = th * tw;
@@ -267,29 +268,20 @@ pub(super) fn weight_grad<T: Element>(g: &Geometry, xs: &[T], gys: &[T]) -> Vec<
         gemms(ydy, (g.o, tg), v, (g.c, true), acc, true, parallel);
     };
     let threads = rayon::current_num_threads();
-    let mut mw = vec![T::zero(); XI * g.o * g.c];
-    if groups.len() <= threads {
+    let len = XI * g.o * g.c;
+    let mw = if groups.len() <= threads {
         // Few, large groups (the deepest layers, where Mw is largest): one
         // accumulator, each group's 16 GEMMs in parallel over ξ, instead of
         // an accumulator per worker (16·O·C floats each: 16 MiB at 512x512).
+        let mut mw = vec![T::zero(); len];
         for &pair in &groups {
             accumulate(pair, &mut mw, threads > 1);
         }
-        return inverse_weights(&mw, g.o, g.c);
-    }
-    let per = groups.len().div_ceil(threads);
-    let partials: Vec<Vec<T>> = groups
-        .par_chunks(per)
-        .map(|range| {
-            let mut acc = vec![T::zero(); XI * g.o * g.c];
-            for &pair in range {
-                accumulate(pair, &mut acc, false);
-            }
-            acc
+        mw
+    } else {
+        ordered_sum(&groups, len, |range, acc| {
+            range.iter().for_each(|&pair| accumulate(pair, acc, false))
         })
-        .collect();
-    for p in &partials {
-        mw.iter_mut().zip(p).for_each(|(x, &y)| *x += y);
-    }
+    };
     inverse_weights(&mw, g.o, g.c)
 }
