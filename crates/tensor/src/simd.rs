@@ -136,57 +136,78 @@ multiversion! {
     }
 }
 
-/// PReLU's backward over one plane with slope `a`: `out[i] = g[i]` where
-/// `x[i] > 0`, else `a·g[i]`; returns `Σ_{x[i] ≤ 0} x[i]·g[i]` (the slope's
-/// gradient from this plane).
-///
-/// Written with branch-free selects and eight running sums so that it
-/// vectorises: the signs of activations are close to random, so a branch per
-/// element mispredicts half the time, and a single accumulator would chain
-/// every add on the previous one (the branchy scalar loop ran at 4 GB/s, a
-/// tenth of the forward's speed). NaN inputs take the slope side, as in the
-/// forward.
-pub fn prelu_backward_plane<T: num_traits::Float>(x: &[T], g: &[T], out: &mut [T], a: T) -> T {
-    #[inline(always)]
-    fn body<T: num_traits::Float>(x: &[T], g: &[T], out: &mut [T], a: T) -> T {
-        let zero = T::zero();
-        let mut lanes = [zero; 8];
-        let body = out.len() / 8 * 8;
-        let chunks = out[..body]
-            .chunks_exact_mut(8)
-            .zip(x.chunks_exact(8))
-            .zip(g.chunks_exact(8));
-        for ((o, x), g) in chunks {
-            for l in 0..8 {
-                let pos = x[l] > zero;
-                o[l] = if pos { g[l] } else { a * g[l] };
-                lanes[l] = lanes[l] + if pos { zero } else { x[l] * g[l] };
+/// Generates `$name`, which runs `$body` from a copy compiled under
+/// `#[target_feature(enable = "avx2,fma")]` when the CPU has both (chosen at
+/// run time, like the kernels above) and from the portable copy otherwise.
+/// For kernels with their own signature (not a `Fn(T, T) -> T` closure):
+/// `$body` is an `#[inline(always)]` function taking the same arguments.
+macro_rules! avx2_dispatch {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident<T: $bound:path>($($arg:ident: $ty:ty),* $(,)?)
+        $(-> $ret:ty)? = $body:ident) => {
+        $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name<T: $bound>($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
+            fn wide<T: $bound>($($arg: $ty),*) $(-> $ret)? {
+                $body($($arg),*)
             }
+            #[cfg(target_arch = "x86_64")]
+            if $crate::simd::simd_level() == $crate::simd::SimdLevel::Avx2Fma {
+                // SAFETY: `simd_level` returned Avx2Fma only after run-time
+                // detection of both features on this CPU.
+                return unsafe { wide($($arg),*) };
+            }
+            $body($($arg),*)
         }
-        let mut acc = lanes.iter().fold(zero, |s, &v| s + v);
-        for ((o, &xv), &gv) in out[body..].iter_mut().zip(&x[body..]).zip(&g[body..]) {
-            let pos = xv > zero;
-            *o = if pos { gv } else { a * gv };
-            acc = acc + if pos { zero } else { xv * gv };
-        }
-        acc
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn wide<T: num_traits::Float>(x: &[T], g: &[T], out: &mut [T], a: T) -> T {
-        body(x, g, out, a)
-    }
+    };
+}
+pub(crate) use avx2_dispatch;
+
+/// Body of [`prelu_backward_plane`].
+#[inline(always)]
+fn prelu_backward_plane_body<T: num_traits::Float>(x: &[T], g: &[T], out: &mut [T], a: T) -> T {
     assert!(
         x.len() == out.len() && g.len() == out.len(),
         "simd::prelu_backward_plane: slice lengths differ"
     );
-    #[cfg(target_arch = "x86_64")]
-    if simd_level() == SimdLevel::Avx2Fma {
-        // SAFETY: `simd_level` returned Avx2Fma only after run-time detection
-        // of both features on this CPU.
-        return unsafe { wide(x, g, out, a) };
+    let zero = T::zero();
+    let mut lanes = [zero; 8];
+    let body = out.len() / 8 * 8;
+    let chunks = out[..body]
+        .chunks_exact_mut(8)
+        .zip(x.chunks_exact(8))
+        .zip(g.chunks_exact(8));
+    for ((o, x), g) in chunks {
+        for l in 0..8 {
+            let pos = x[l] > zero;
+            o[l] = if pos { g[l] } else { a * g[l] };
+            lanes[l] = lanes[l] + if pos { zero } else { x[l] * g[l] };
+        }
     }
-    body(x, g, out, a)
+    let mut acc = lanes.iter().fold(zero, |s, &v| s + v);
+    for ((o, &xv), &gv) in out[body..].iter_mut().zip(&x[body..]).zip(&g[body..]) {
+        let pos = xv > zero;
+        *o = if pos { gv } else { a * gv };
+        acc = acc + if pos { zero } else { xv * gv };
+    }
+    acc
+}
+
+avx2_dispatch! {
+    /// PReLU's backward over one plane with slope `a`: `out[i] = g[i]` where
+    /// `x[i] > 0`, else `a·g[i]`; returns `Σ_{x[i] ≤ 0} x[i]·g[i]` (the slope's
+    /// gradient from this plane).
+    ///
+    /// Written with branch-free selects and eight running sums so that it
+    /// vectorises: the signs of activations are close to random, so a branch per
+    /// element mispredicts half the time, and a single accumulator would chain
+    /// every add on the previous one (the branchy scalar loop ran at 4 GB/s, a
+    /// tenth of the forward's speed). NaN inputs take the slope side, as in the
+    /// forward.
+    pub fn prelu_backward_plane<T: num_traits::Float>(x: &[T], g: &[T], out: &mut [T], a: T) -> T
+        = prelu_backward_plane_body
 }
 
 /// `out[i] = f(a[i], b[i])` over equal-length slices, SIMD and parallel.

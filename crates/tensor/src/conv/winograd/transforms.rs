@@ -1,7 +1,9 @@
 //! The Winograd transforms of input tiles, output tiles and output-gradient
 //! tiles (see the parent module for the maths), as flat loops over all tiles
-//! of an image so that they vectorise.
+//! of an image so that they vectorise, each compiled twice and picked at run
+//! time by [`crate::simd::avx2_dispatch`] (portable and AVX2).
 
+use crate::simd::avx2_dispatch;
 use crate::Element;
 
 /// One row of an image (`pad` zeros before it) read at input columns
@@ -72,6 +74,7 @@ fn transform_input_body<T: Element>(
     ld: usize,
     plane: usize,
 ) {
+    let _t = crate::profile::scope(crate::profile::Section::WinogradTransform);
     let (n, t) = ((th + 1) * tw, th * tw);
     // phases[q][b][s·tw + j] = xpad[2s + q][2j + b]; then hs[q][b'] likewise
     let mut phases = vec![T::zero(); 8 * n];
@@ -138,6 +141,7 @@ fn inverse_output_body<T: Element>(
     plane: usize,
     y: &mut [T],
 ) {
+    let _t = crate::profile::scope(crate::profile::Section::WinogradTransform);
     let t = th * tw;
     // s[r][b][k]: the vertical Aᵀ (rows r = 0, 1) of column position b
     let mut s = vec![T::zero(); 8 * t];
@@ -195,6 +199,7 @@ fn transform_grad_body<T: Element>(
     ld: usize,
     plane: usize,
 ) {
+    let _t = crate::profile::scope(crate::profile::Section::WinogradTransform);
     let t = th * tw;
     // e[r], d[r]: even and odd columns of output row 2i + r, for every tile
     let mut cols = vec![T::zero(); 4 * t];
@@ -238,36 +243,9 @@ fn transform_grad_body<T: Element>(
     }
 }
 
-/// Compiles a transform twice, portable and under AVX2 + FMA, and picks the
-/// copy at run time like the elementwise kernels of [`crate::simd`]: the
-/// transforms are flat loops over all tiles of an image that LLVM vectorises,
-/// 8 lanes wide in the AVX2 copy.
-macro_rules! multiversion {
-    ($(#[$doc:meta])* $vis:vis fn $name:ident = $body:ident($($arg:ident: $ty:ty),* $(,)?)) => {
-        $(#[$doc])*
-        #[allow(clippy::too_many_arguments)]
-        $vis fn $name<T: Element>($($arg: $ty),*) {
-            let _t = crate::profile::scope(crate::profile::Section::WinogradTransform);
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2,fma")]
-            #[allow(clippy::too_many_arguments)]
-            fn wide<T: Element>($($arg: $ty),*) {
-                $body($($arg),*)
-            }
-            #[cfg(target_arch = "x86_64")]
-            if crate::simd::simd_level() == crate::simd::SimdLevel::Avx2Fma {
-                // SAFETY: `simd_level` returned Avx2Fma only after run-time
-                // detection of both features on this CPU.
-                return unsafe { wide($($arg),*) };
-            }
-            $body($($arg),*)
-        }
-    };
-}
-
-multiversion! {
+avx2_dispatch! {
     /// See [`transform_input_body`].
-    pub(super) fn transform_input = transform_input_body(
+    pub(super) fn transform_input<T: Element>(
         x: &[T],
         dims: (usize, usize, usize),
         pad: (usize, usize),
@@ -276,12 +254,12 @@ multiversion! {
         col0: usize,
         ld: usize,
         plane: usize,
-    )
+    ) = transform_input_body
 }
 
-multiversion! {
+avx2_dispatch! {
     /// See [`inverse_output_body`].
-    pub(super) fn inverse_output = inverse_output_body(
+    pub(super) fn inverse_output<T: Element>(
         m: &[T],
         dims: (usize, usize, usize),
         tiles: (usize, usize),
@@ -289,12 +267,12 @@ multiversion! {
         ld: usize,
         plane: usize,
         y: &mut [T],
-    )
+    ) = inverse_output_body
 }
 
-multiversion! {
+avx2_dispatch! {
     /// See [`transform_grad_body`].
-    pub(super) fn transform_grad = transform_grad_body(
+    pub(super) fn transform_grad<T: Element>(
         dy: &[T],
         dims: (usize, usize, usize),
         tiles: (usize, usize),
@@ -302,5 +280,5 @@ multiversion! {
         col0: usize,
         ld: usize,
         plane: usize,
-    )
+    ) = transform_grad_body
 }
