@@ -175,6 +175,120 @@ pub fn gemm<T: Element>(
     }
 }
 
+/// Where element (r, c) of matrix ξ of a stack of equal-sized matrices lies
+/// in its slice: `ξ·step + r·rs + c·cs`. The Winograd convolutions keep their
+/// 16 or 36 per-position matrices either as planes one after another or
+/// interleaved tile by tile; both are stacks.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stack {
+    /// Distance between matrices.
+    pub step: usize,
+    /// Distance between rows.
+    pub rs: usize,
+    /// Distance between columns.
+    pub cs: usize,
+}
+
+impl Stack {
+    /// Row-major `rows x cols` matrices one after another.
+    pub(crate) fn planes(rows: usize, cols: usize) -> Self {
+        Stack {
+            step: rows * cols,
+            rs: cols,
+            cs: 1,
+        }
+    }
+    /// The same elements read as the transposed matrices.
+    pub(crate) fn t(self) -> Self {
+        Stack {
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+    /// One past the largest index `count` matrices of `rows x cols` touch (0
+    /// when empty), and whether no two of their elements share an index
+    /// (checked as: sorted by stride, each stride clears what the smaller ones
+    /// span).
+    fn extent(&self, count: usize, rows: usize, cols: usize) -> (usize, bool) {
+        if count == 0 || rows == 0 || cols == 0 {
+            return (0, true);
+        }
+        let mut dims = [(self.step, count), (self.rs, rows), (self.cs, cols)];
+        dims.sort_unstable();
+        let mut span = 0;
+        let mut distinct = true;
+        for (stride, len) in dims.into_iter().filter(|&(_, len)| len > 1) {
+            distinct &= stride > span;
+            span += (len - 1) * stride;
+        }
+        (span + 1, distinct)
+    }
+}
+
+/// For ξ in 0..count: `C[ξ] = A[ξ]·B[ξ]` (`m x k · k x n`), or `C[ξ] +=` when
+/// `accumulate`; the matrices run in parallel over ξ when `parallel`, else in
+/// order on this thread. Panics when an operand does not fit its slice or C's
+/// elements are not all distinct (a programming error inside the crate).
+pub(crate) fn gemm_stack<T: Element>(
+    count: usize,
+    (m, k, n): (usize, usize, usize),
+    (a, la): (&[T], Stack),
+    (b, lb): (&[T], Stack),
+    (c, lc): (&mut [T], Stack),
+    accumulate: bool,
+    parallel: bool,
+) {
+    let (ea, eb, (ec, distinct)) = (
+        la.extent(count, m, k).0,
+        lb.extent(count, k, n).0,
+        lc.extent(count, m, n),
+    );
+    assert!(
+        ea <= a.len() && eb <= b.len() && ec <= c.len() && distinct,
+        "gemm_stack: {count} x ({m}x{k} · {k}x{n}) do not fit slices of {}, {}, {} \
+         (or C's elements overlap)",
+        a.len(),
+        b.len(),
+        c.len()
+    );
+    let beta = if accumulate { T::one() } else { T::zero() };
+    let c_ptr = SendPtr(c.as_mut_ptr());
+    let one = |xi: usize| {
+        // the whole SendPtr, not its raw field, is what the closure captures
+        let cp = c_ptr;
+        let i = |l: Stack| (l.rs as isize, l.cs as isize);
+        // SAFETY: every index of matrix ξ of each operand is below its extent,
+        // checked against the slice lengths above; the elements of C are
+        // distinct across all ξ (checked), so concurrent calls for different ξ
+        // write disjoint elements, and `c` is borrowed mutably for the call.
+        unsafe {
+            T::gemm_kernel(
+                m,
+                k,
+                n,
+                T::one(),
+                a.as_ptr().add(xi * la.step),
+                i(la).0,
+                i(la).1,
+                b.as_ptr().add(xi * lb.step),
+                i(lb).0,
+                i(lb).1,
+                beta,
+                cp.0.add(xi * lc.step),
+                i(lc).0,
+                i(lc).1,
+            )
+        }
+    };
+    if parallel {
+        use rayon::prelude::*;
+        (0..count).into_par_iter().for_each(one);
+    } else {
+        (0..count).for_each(one);
+    }
+}
+
 impl<T: Element> Tensor<T> {
     /// Strides usable by matrixmultiply (non-negative), copying if needed.
     fn gemm_operand(&self) -> Self {

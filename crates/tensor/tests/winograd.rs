@@ -1,5 +1,5 @@
-//! The Winograd F(2x2, 3x3) convolution path, forced on for every 3x3 stride-1
-//! convolution of this test binary (`REGULARFACE_CONV=winograd`, set before the
+//! The Winograd F(2x2, 3x3) and F(2x2, 5x5) convolution paths, forced on for
+//! every 3x3 and 5x5 stride-1 convolution of this test binary (`REGULARFACE_CONV=winograd`, set before the
 //! first convolution runs), against the same references as the im2col path.
 
 mod common;
@@ -43,5 +43,37 @@ fn winograd_weight_gradient_is_bit_reproducible() {
     force_winograd();
     // four groups of 8 images at 14x12, and at 7x6 as many groups as workers
     // (the parallel-over-ξ path)
-    check_wgrad_reproducible(&[(32, 16, 14, 12), (32, 16, 7, 6)]);
+    check_wgrad_reproducible(3, &[(32, 16, 14, 12), (32, 16, 7, 6)]);
+}
+
+/// 5x5 kernels: paddings 0 to 4 and mixed, sizes down to a single output,
+/// channel counts below, at and across the 8-channel blocks of the
+/// channels-last transforms.
+fn winograd5_cases() -> Vec<ConvCase> {
+    vec![
+        ([2, 3, 7, 9], [4, 3, 5, 5], (1, 1), (2, 2)),
+        ([1, 9, 6, 5], [10, 9, 5, 5], (1, 1), (0, 0)),
+        ([3, 8, 5, 6], [8, 8, 5, 5], (1, 1), (4, 4)),
+        ([1, 2, 4, 4], [3, 2, 5, 5], (1, 1), (1, 3)),
+        ([2, 17, 9, 8], [5, 17, 5, 5], (1, 1), (2, 1)),
+    ]
+}
+
+#[test]
+fn winograd5_forward_matches_direct_convolution() {
+    force_winograd();
+    check_conv_forward(&winograd5_cases(), 22);
+}
+
+#[test]
+fn winograd5_gradients_match_finite_differences() {
+    force_winograd();
+    check_conv_gradients(&winograd5_cases(), 23);
+}
+
+#[test]
+fn winograd5_weight_gradient_is_bit_reproducible() {
+    force_winograd();
+    // LeNet++'s second and third stages: groups over workers, and fewer groups
+    check_wgrad_reproducible(5, &[(32, 32, 14, 14), (8, 16, 7, 7)]);
 }

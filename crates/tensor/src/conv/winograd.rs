@@ -33,7 +33,7 @@
 //! (the f64 tests agree with im2col to 1e-12).
 
 use super::{ordered_sum, Geometry};
-use crate::gemm::{gemm, MatRef};
+use crate::gemm::{gemm_stack, Stack};
 use crate::scratch::Scratch;
 use crate::Element;
 use rayon::prelude::*;
@@ -66,7 +66,7 @@ pub(super) fn applies(g: &Geometry) -> bool {
 
 /// `REGULARFACE_CONV`: `Some(false)` for `im2col`, `Some(true)` for
 /// `winograd`, `None` (the default rule) otherwise; read once per process.
-fn forced() -> Option<bool> {
+pub(super) fn forced() -> Option<bool> {
     static MODE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
     *MODE.get_or_init(|| match std::env::var("REGULARFACE_CONV") {
         Ok(v) if v.eq_ignore_ascii_case("im2col") => Some(false),
@@ -80,9 +80,13 @@ pub(super) fn describe() -> &'static str {
     match forced() {
         Some(false) => "im2col everywhere (REGULARFACE_CONV=im2col)",
         Some(true) => {
-            "Winograd F(2x2,3x3) for every 3x3 stride-1 layer (REGULARFACE_CONV=winograd)"
+            "Winograd F(2x2,3x3) / F(2x2,5x5) for every 3x3 / 5x5 stride-1 layer \
+             (REGULARFACE_CONV=winograd)"
         }
-        None => "Winograd F(2x2,3x3) on 3x3 stride-1 layers with 16+ channels (else im2col)",
+        None => {
+            "Winograd F(2x2,3x3) / F(2x2,5x5) on 3x3 / 5x5 stride-1 layers with 16+ channels \
+             (else im2col)"
+        }
     }
 }
 
@@ -116,17 +120,18 @@ fn transform_weights<T: Element>(w: &[T], o: usize, c: usize) -> Vec<T> {
     u
 }
 
-/// Weights `[O, C, 3, 3]` rotated by 180° and transposed to `[C, O, 3, 3]`:
-/// the kernel whose forward convolution of `dy` is the input gradient.
-fn flip_transpose<T: Element>(w: &[T], o: usize, c: usize) -> Vec<T> {
+/// Weights `[O, C, k, k]` (`area` = k·k values per kernel) rotated by 180°
+/// and transposed to `[C, O, k, k]`: the kernel whose forward convolution of
+/// `dy` is the input gradient.
+pub(super) fn flip_transpose<T: Element>(w: &[T], o: usize, c: usize, area: usize) -> Vec<T> {
     let mut out = vec![T::zero(); w.len()];
     for oi in 0..o {
         for ci in 0..c {
-            let src = &w[(oi * c + ci) * 9..][..9];
-            let dst = &mut out[(ci * o + oi) * 9..][..9];
-            for k in 0..9 {
-                dst[k] = src[8 - k];
-            }
+            let src = &w[(oi * c + ci) * area..][..area];
+            let dst = &mut out[(ci * o + oi) * area..][..area];
+            dst.iter_mut()
+                .zip(src.iter().rev())
+                .for_each(|(d, &s)| *d = s);
         }
     }
     out
@@ -158,32 +163,30 @@ fn inverse_weights<T: Element>(mw: &[T], o: usize, c: usize) -> Vec<T> {
     dw
 }
 
-/// The 16 GEMMs `C[ξ] = A[ξ] · B[ξ] (+ C[ξ] when accumulating)`, over ξ in
-/// parallel when the caller's loop over images has fewer groups than threads.
-#[allow(clippy::too_many_arguments)]
-fn gemms<T: Element>(
-    a: &[T],
-    (m, k): (usize, usize),
-    b: &[T],
-    (n, b_transposed): (usize, bool),
-    c: &mut [T],
-    accumulate: bool,
-    parallel: bool,
-) {
-    let beta = if accumulate { T::one() } else { T::zero() };
-    let one = |(xi, cx): (usize, &mut [T])| {
-        let am = MatRef::new(&a[xi * m * k..][..m * k], m, k);
-        let bm = match b_transposed {
-            true => MatRef::new(&b[xi * k * n..][..k * n], n, k).t(),
-            false => MatRef::new(&b[xi * k * n..][..k * n], k, n),
-        };
-        gemm(T::one(), am, bm, beta, cx, false);
-    };
-    let planes = c[..XI * m * n].chunks_mut(m * n).enumerate();
-    if parallel {
-        planes.collect::<Vec<_>>().into_par_iter().for_each(one);
+/// `Σ_groups` of what `accumulate(group, acc, parallel)` adds into `len`-long
+/// buffers (a weight gradient in the transformed domain), deterministic for a
+/// given thread count. With no more groups than threads (the deepest layers,
+/// where the buffer is largest) there is one accumulator and each group's
+/// GEMMs run in parallel (`parallel` = true) instead of an accumulator per
+/// worker (16·O·C floats each: 16 MiB at 512x512); otherwise [`ordered_sum`].
+pub(super) fn sum_over_groups<I: Copy + Sync, T: Element>(
+    groups: &[I],
+    len: usize,
+    accumulate: impl Fn(I, &mut [T], bool) + Sync,
+) -> Vec<T> {
+    let threads = rayon::current_num_threads();
+    if groups.len() <= threads {
+        let mut acc = vec![T::zero(); len];
+        for &group in groups {
+            accumulate(group, &mut acc, threads > 1);
+        }
+        acc
     } else {
-        planes.for_each(one);
+        ordered_sum(groups, len, |range, acc| {
+            range
+                .iter()
+                .for_each(|&group| accumulate(group, acc, false))
+        })
     }
 }
 
@@ -195,7 +198,7 @@ pub(super) fn forward<T: Element>(g: &Geometry, xs: &[T], ws: &[T], out: &mut [T
 
 /// Input gradient of the convolution `g` from the output gradient `gys`.
 pub(super) fn input_grad<T: Element>(g: &Geometry, gys: &[T], ws: &[T], gx: &mut [T]) {
-    let u = transform_weights(&flip_transpose(ws, g.o, g.c), g.c, g.o);
+    let u = transform_weights(&flip_transpose(ws, g.o, g.c, 9), g.c, g.o);
     // the forward convolution of dy (O channels, ho x wo) with padding 2 - p
     let back = Geometry {
         c: g.o,
@@ -232,7 +235,13 @@ fn convolve<T: Element>(g: &Geometry, xs: &[T], u: &[T], out: &mut [T]) {
                 transform_input(x_n, dims, g.p.padding, (th, tw), v, j * t, tg, g.c * tg);
             }
             let m = mbuf.fit(XI * g.o * tg);
-            gemms(u, (g.o, g.c), v, (tg, false), m, false, inner);
+            let (ul, vl, ml) = (
+                Stack::planes(g.o, g.c),
+                Stack::planes(g.c, tg),
+                Stack::planes(g.o, tg),
+            );
+            let dims = (g.o, g.c, tg);
+            gemm_stack(XI, dims, (u, ul), (v, vl), (m, ml), false, inner);
             for (j, y_n) in yg.chunks_exact_mut(out_len).enumerate() {
                 inverse_output(m, (g.o, g.ho, g.wo), (th, tw), j * t, tg, g.o * tg, y_n);
             }
@@ -265,23 +274,14 @@ pub(super) fn weight_grad<T: Element>(g: &Geometry, xs: &[T], gys: &[T]) -> Vec<
             let gdims = (g.o, g.ho, g.wo);
             transform_grad(dy_n, gdims, (th, tw), ydy, j * t, tg, g.o * tg);
         }
-        gemms(ydy, (g.o, tg), v, (g.c, true), acc, true, parallel);
+        let (yl, vl, wl) = (
+            Stack::planes(g.o, tg),
+            Stack::planes(g.c, tg).t(),
+            Stack::planes(g.o, g.c),
+        );
+        let dims = (g.o, tg, g.c);
+        gemm_stack(XI, dims, (ydy, yl), (v, vl), (acc, wl), true, parallel);
     };
-    let threads = rayon::current_num_threads();
-    let len = XI * g.o * g.c;
-    let mw = if groups.len() <= threads {
-        // Few, large groups (the deepest layers, where Mw is largest): one
-        // accumulator, each group's 16 GEMMs in parallel over ξ, instead of
-        // an accumulator per worker (16·O·C floats each: 16 MiB at 512x512).
-        let mut mw = vec![T::zero(); len];
-        for &pair in &groups {
-            accumulate(pair, &mut mw, threads > 1);
-        }
-        mw
-    } else {
-        ordered_sum(&groups, len, |range, acc| {
-            range.iter().for_each(|&pair| accumulate(pair, acc, false))
-        })
-    };
+    let mw = sum_over_groups(&groups, XI * g.o * g.c, accumulate);
     inverse_weights(&mw, g.o, g.c)
 }

@@ -152,15 +152,16 @@ pub fn check_conv_gradients(cases: &[ConvCase], seed: u64) {
     }
 }
 
-/// The weight gradient of a 3x3 stride-1 convolution is bitwise the same over
-/// 20 runs for each `(n, c, h, w)` (the sum order must not depend on scheduling).
-pub fn check_wgrad_reproducible(shapes: &[(usize, usize, usize, usize)]) {
+/// The weight gradient of a `k x k` stride-1 "same" convolution is bitwise the
+/// same over 20 runs for each `(n, c, h, w)` (the sum order must not depend on
+/// scheduling).
+pub fn check_wgrad_reproducible(k: usize, shapes: &[(usize, usize, usize, usize)]) {
     let mut rng = Rng::new(14);
     for &(n, c, h, w) in shapes {
         let x = Tensor::<f32>::rand_normal(&[n, c, h, w], 0.0, 1.0, &mut rng);
-        let wt = Tensor::<f32>::rand_normal(&[c, c, 3, 3], 0.0, 1.0, &mut rng);
+        let wt = Tensor::<f32>::rand_normal(&[c, c, k, k], 0.0, 1.0, &mut rng);
         let gy = Tensor::<f32>::rand_normal(&[n, c, h, w], 0.0, 1.0, &mut rng);
-        let p = Conv2dParams::new(1, 1);
+        let p = Conv2dParams::new(1, k / 2);
         let grad = || {
             conv2d_backward(&gy, &x, &wt, p, (false, true, false))
                 .weight
