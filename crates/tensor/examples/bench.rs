@@ -1,10 +1,12 @@
 //! GEMM and convolution throughput of the `tensor` crate.
 //!
 //! `cargo run --release -p tensor --example bench` (add `-- --quick` for a
-//! smoke run). Prints its conditions, then sgemm GFLOP/s at n = 256..2048 and
-//! the forward, input-gradient and weight-gradient GFLOP/s of SphereFace-20's
-//! 3x3 stride-1 convolutions at 112x96 input, batch 32. Each figure is the
-//! median of several timed runs after one warm-up.
+//! smoke run, `-- --lenet` for the LeNet++ table alone). Prints its
+//! conditions, then sgemm GFLOP/s at n = 256..2048 and the forward,
+//! input-gradient and weight-gradient GFLOP/s of SphereFace-20's 3x3 stride-1
+//! convolutions at 112x96 input, batch 32, and of LeNet++'s 5x5 ones at 28x28,
+//! batch 128. Each figure is the median of several timed runs after one
+//! warm-up.
 
 use rayon::prelude::*;
 use std::time::Instant;
@@ -27,6 +29,7 @@ fn time_median(reps: usize, mut f: impl FnMut()) -> f64 {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    let lenet_only = std::env::args().any(|a| a == "--lenet");
     let reps = if quick { 1 } else { 5 };
     let batch = if quick { 2 } else { 32 };
     println!("# tensor bench");
@@ -54,6 +57,10 @@ fn main() {
     println!("timing:          median of {reps} runs after 1 warm-up\n");
 
     let mut rng = Rng::new(0);
+    if lenet_only {
+        lenet_table(quick, reps, &mut rng);
+        return;
+    }
     println!(
         "{:<34} {:>10} {:>10}",
         "sgemm (row-major, C = A·B)", "ms", "GFLOP/s"
@@ -75,39 +82,25 @@ fn main() {
         println!("{:<34} {:>10.2} {:>10.1}", format!("n = {n}"), s * 1e3, gf);
     }
 
-    println!(
-        "\nSphereFace-20 3x3/s1/p1 convs, batch {batch} (GFLOP/s: fwd, input-grad, weight-grad)"
-    );
-    println!(
-        "{:<24} {:>10} {:>10} {:>10}",
-        "layer", "forward", "grad_in", "grad_w"
-    );
-    let p = Conv2dParams::new(1, 1);
-    let mut worst: f64 = f64::MAX;
-    for (c, h, w) in [(64, 56, 48), (128, 28, 24), (256, 14, 12), (512, 7, 6)] {
-        let x = Tensor::<f32>::rand_normal(&[batch, c, h, w], 0.0, 1.0, &mut rng);
-        let k = Tensor::<f32>::rand_normal(&[c, c, 3, 3], 0.0, 0.05, &mut rng);
-        let gy = Tensor::<f32>::rand_normal(&[batch, c, h, w], 0.0, 1.0, &mut rng);
-        let flops = 2.0 * (batch * c * h * w * c * 9) as f64;
-        let f = time_median(reps, || {
-            std::hint::black_box(conv2d(&x, &k, None, p));
-        });
-        let gi = time_median(reps, || {
-            std::hint::black_box(conv2d_backward(&gy, &x, &k, p, (true, false, false)));
-        });
-        let gw = time_median(reps, || {
-            std::hint::black_box(conv2d_backward(&gy, &x, &k, p, (false, true, false)));
-        });
-        let r = [flops / f / 1e9, flops / gi / 1e9, flops / gw / 1e9];
-        worst = worst.min(r.iter().cloned().fold(f64::MAX, f64::min));
-        println!(
-            "{:<24} {:>10.1} {:>10.1} {:>10.1}",
-            format!("{c}ch {h}x{w}"),
-            r[0],
-            r[1],
-            r[2]
-        );
-    }
+    let sphere = [
+        (64, 64, 56, 48),
+        (128, 128, 28, 24),
+        (256, 256, 14, 12),
+        (512, 512, 7, 6),
+    ];
+    let title = format!("SphereFace-20 3x3/s1/p1 convs, batch {batch}");
+    let worst = conv_table(&title, &sphere, (3, batch, reps), &mut rng);
+    // LeNet++'s 5x5 layers after the first (which has one input channel)
+    let lenet = [
+        (32, 32, 28, 28),
+        (32, 64, 14, 14),
+        (64, 64, 14, 14),
+        (64, 128, 7, 7),
+        (128, 128, 7, 7),
+    ];
+    let lenet_batch = if quick { 2 } else { 128 };
+    let title = format!("LeNet++ 5x5/s1/p2 convs, batch {lenet_batch}");
+    conv_table(&title, &lenet, (5, lenet_batch, reps), &mut rng);
     #[cfg(target_arch = "x86_64")]
     if tensor::sgemm::avx512_enabled() {
         kernel_table(if quick { 1 } else { 9 }, &mut rng);
@@ -123,6 +116,63 @@ fn main() {
             100.0 * worst / sgemm_1024
         );
     }
+}
+
+/// [`conv_table`] on LeNet++'s 5x5 layers after the first (which has one
+/// input channel), batch 128.
+fn lenet_table(quick: bool, reps: usize, rng: &mut Rng) {
+    let layers = [
+        (32, 32, 28, 28),
+        (32, 64, 14, 14),
+        (64, 64, 14, 14),
+        (64, 128, 7, 7),
+        (128, 128, 7, 7),
+    ];
+    let batch = if quick { 2 } else { 128 };
+    let title = format!("LeNet++ 5x5/s1/p2 convs, batch {batch}");
+    conv_table(&title, &layers, (5, batch, reps), rng);
+}
+
+/// Time the three passes of `k x k`, stride-1, "same" convolutions on
+/// `(c, o, h, w)` layers at batch `batch`; print effective GFLOP/s (the direct
+/// sum's 2·N·O·C·k²·H·W, whatever the algorithm) and return the slowest.
+fn conv_table(
+    title: &str,
+    layers: &[(usize, usize, usize, usize)],
+    (k, batch, reps): (usize, usize, usize),
+    rng: &mut Rng,
+) -> f64 {
+    println!("\n{title} (GFLOP/s: fwd, input-grad, weight-grad)");
+    println!(
+        "{:<24} {:>10} {:>10} {:>10}",
+        "layer", "forward", "grad_in", "grad_w"
+    );
+    let p = Conv2dParams::new(1, k / 2);
+    let mut worst: f64 = f64::MAX;
+    for &(c, o, h, w) in layers {
+        let x = Tensor::<f32>::rand_normal(&[batch, c, h, w], 0.0, 1.0, rng);
+        let wt = Tensor::<f32>::rand_normal(&[o, c, k, k], 0.0, 0.05, rng);
+        let gy = Tensor::<f32>::rand_normal(&[batch, o, h, w], 0.0, 1.0, rng);
+        let flops = 2.0 * (batch * c * h * w * o * k * k) as f64;
+        let f = time_median(reps, || {
+            std::hint::black_box(conv2d(&x, &wt, None, p));
+        });
+        let gi = time_median(reps, || {
+            std::hint::black_box(conv2d_backward(&gy, &x, &wt, p, (true, false, false)));
+        });
+        let gw = time_median(reps, || {
+            std::hint::black_box(conv2d_backward(&gy, &x, &wt, p, (false, true, false)));
+        });
+        let r = [flops / f / 1e9, flops / gi / 1e9, flops / gw / 1e9];
+        worst = worst.min(r.iter().cloned().fold(f64::MAX, f64::min));
+        let name = if c == o {
+            format!("{c}ch {h}x{w}")
+        } else {
+            format!("{c}->{o}ch {h}x{w}")
+        };
+        println!("{:<24} {:>10.1} {:>10.1} {:>10.1}", name, r[0], r[1], r[2]);
+    }
+    worst
 }
 
 /// The machine's FP32 multiply-add peak, measured: every rayon thread runs 12

@@ -274,3 +274,85 @@ where
             .for_each(|(o, y)| update_chunk(o, y, &f));
     }
 }
+
+/// Copy the 8 x 8 block whose row `i` is `src[i·src_stride..][..8]` to `dst`
+/// transposed: row `p` of the result (the 8 values of column `p`) at
+/// `dst[p·dst_stride..][..8]`. For f32 on a CPU with AVX, eight loads, 24
+/// shuffles and eight stores (no round trip through memory, which a plain
+/// loop makes: a store per element, then loads that the stores must forward).
+pub fn transpose_8x8<T: crate::Element>(
+    src: &[T],
+    src_stride: usize,
+    dst: &mut [T],
+    dst_stride: usize,
+) {
+    assert!(
+        src.len() >= 7 * src_stride + 8 && dst.len() >= 7 * dst_stride + 8,
+        "simd::transpose_8x8: slices of {} and {} are too short for strides {src_stride} and {dst_stride}",
+        src.len(),
+        dst.len()
+    );
+    #[cfg(target_arch = "x86_64")]
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+        && simd_level() == SimdLevel::Avx2Fma
+    {
+        // SAFETY: T is f32 (same type, so same layout); the lengths were
+        // checked above; AVX was detected (it comes with AVX2).
+        unsafe {
+            transpose_8x8_avx(
+                src.as_ptr().cast::<f32>(),
+                src_stride,
+                dst.as_mut_ptr().cast::<f32>(),
+                dst_stride,
+            )
+        };
+        return;
+    }
+    for p in 0..8 {
+        for i in 0..8 {
+            dst[p * dst_stride + i] = src[i * src_stride + p];
+        }
+    }
+}
+
+/// [`transpose_8x8`] for f32 in AVX registers.
+///
+/// # Safety
+/// The CPU has AVX; `src` has 8 readable rows of 8 at `src_stride`, `dst` 8
+/// writable rows of 8 at `dst_stride`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn transpose_8x8_avx(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's contract bounds every load and store.
+    unsafe {
+        let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * src_stride)));
+        // pairs of rows interleaved, then pairs of pairs, then 128-bit halves
+        let t = [
+            _mm256_unpacklo_ps(r[0], r[1]),
+            _mm256_unpackhi_ps(r[0], r[1]),
+            _mm256_unpacklo_ps(r[2], r[3]),
+            _mm256_unpackhi_ps(r[2], r[3]),
+            _mm256_unpacklo_ps(r[4], r[5]),
+            _mm256_unpackhi_ps(r[4], r[5]),
+            _mm256_unpacklo_ps(r[6], r[7]),
+            _mm256_unpackhi_ps(r[6], r[7]),
+        ];
+        let u = [
+            _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+            _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+            _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+            _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+            _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+            _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+            _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+            _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+        ];
+        for j in 0..4 {
+            let lo = _mm256_permute2f128_ps::<0x20>(u[j], u[j + 4]);
+            let hi = _mm256_permute2f128_ps::<0x31>(u[j], u[j + 4]);
+            _mm256_storeu_ps(dst.add(j * dst_stride), lo);
+            _mm256_storeu_ps(dst.add((j + 4) * dst_stride), hi);
+        }
+    }
+}

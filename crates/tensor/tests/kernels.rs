@@ -503,3 +503,25 @@ fn conv_with_padding_wider_than_the_image() {
         );
     }
 }
+
+#[test]
+fn transpose_8x8_moves_every_element_to_its_mirror() {
+    // strided source and destination, f32 (the AVX path where the CPU has
+    // it) and f64 (the portable loop)
+    let (ss, ds) = (11, 13);
+    let src: Vec<f32> = (0..7 * ss + 8).map(|v| v as f32).collect();
+    let mut dst = vec![-1.0f32; 7 * ds + 8];
+    tensor::simd::transpose_8x8(&src, ss, &mut dst, ds);
+    let src64: Vec<f64> = src.iter().map(|&v| v as f64).collect();
+    let mut dst64 = vec![-1.0f64; dst.len()];
+    tensor::simd::transpose_8x8(&src64, ss, &mut dst64, ds);
+    for p in 0..8 {
+        for i in 0..8 {
+            assert_eq!(dst[p * ds + i], src[i * ss + p], "f32 ({p}, {i})");
+            assert_eq!(dst64[p * ds + i], src64[i * ss + p], "f64 ({p}, {i})");
+        }
+    }
+    // elements between the rows are not touched
+    assert_eq!(dst[8], -1.0);
+    assert_eq!(dst64[8], -1.0);
+}

@@ -131,20 +131,13 @@ pub(super) fn input_grad<T: Element>(g: &Geometry, gys: &[T], ws: &[T], gx: &mut
 /// the padding channels stay zero.
 fn channels_last<T: Element>(
     x: &[T],
-    (c, h, w): (usize, usize, usize),
+    dims: (usize, usize, usize),
     pad: (usize, usize),
-    (wp, cp): (usize, usize),
+    layout: (usize, usize),
     xp: &mut [T],
 ) {
     let _t = crate::profile::scope(crate::profile::Section::WinogradTransform);
-    for ci in 0..c {
-        for (y, row) in x[ci * h * w..(ci + 1) * h * w].chunks_exact(w).enumerate() {
-            let start = ((y + pad.0) * wp + pad.1) * cp + ci;
-            for (dst, &v) in xp[start..].iter_mut().step_by(cp).zip(row) {
-                *dst = v;
-            }
-        }
-    }
+    tiles::transpose_into(x, dims, pad, layout, xp);
 }
 
 /// Bytes a block's transformed input and output (V and M, or V and Ydy) may

@@ -95,12 +95,14 @@ fn input_tiles_body<T: Element>(
     let _t = crate::profile::scope(crate::profile::Section::WinogradTransform);
     let tiles = (rows.len() * tw, rows.start * tw);
     let out = &mut v[col * XI * cp..(col + tiles.0) * XI * cp];
+    // every element is written before it is read; declared once, because a
+    // zeroed 1 KiB array inside the loop costs a memset call per block
+    let mut cols = [[[T::zero(); L]; A]; A];
     for (k, vt) in out.chunks_exact_mut(XI * cp).enumerate() {
         let (i, j) = ((tiles.1 + k) / tw, (tiles.1 + k) % tw);
         let d = &xp[(2 * i * wp + 2 * j) * cp..];
         for cb in (0..cp).step_by(L) {
             // rows first, stored transposed so each column is one array
-            let mut cols = [[[T::zero(); L]; A]; A];
             for a in 0..A {
                 let row = &d[a * wp * cp + cb..][..(A - 1) * cp + L];
                 let x: [Lanes<T>; A] = std::array::from_fn(|b| lanes(&row[b * cp..]));
@@ -137,10 +139,10 @@ fn output_tiles_body<T: Element>(
     let _t = crate::profile::scope(crate::profile::Section::WinogradTransform);
     let tiles = (rows.len() * tw, rows.start * tw);
     let src = &m[col * XI * op..(col + tiles.0) * XI * op];
+    let mut cols = [[[T::zero(); L]; A]; 2];
     for (k, mt) in src.chunks_exact(XI * op).enumerate() {
         let (i, j) = ((tiles.1 + k) / tw, (tiles.1 + k) % tw);
         for ob in (0..o).step_by(L) {
-            let mut cols = [[[T::zero(); L]; A]; 2];
             for a in 0..A {
                 let x: [Lanes<T>; A] = std::array::from_fn(|b| lanes(&mt[(a * A + b) * op + ob..]));
                 for (s, y) in apply(&AT, &x).into_iter().enumerate() {
@@ -253,6 +255,54 @@ fn weight_grad_tiles_body<T: Element>(
             }
         }
     }
+}
+
+/// Body of [`transpose_into`]: `xp[((y + pad.0)·wp + pad.1 + x)·cp + c] =
+/// img[c][y][x]`, in 8 x 8 blocks (channels x columns) by
+/// [`crate::simd::transpose_8x8`]; the columns past the last whole block of 8
+/// one at a time (8 channels each), the channels past the last whole block of
+/// 8 element by element.
+#[inline(always)]
+fn transpose_into_body<T: Element>(
+    img: &[T],
+    (c, h, w): (usize, usize, usize),
+    pad: (usize, usize),
+    (wp, cp): (usize, usize),
+    xp: &mut [T],
+) {
+    let c_full = c / L * L;
+    for y in 0..h {
+        let dst = ((y + pad.0) * wp + pad.1) * cp;
+        for c0 in (0..c_full).step_by(L) {
+            let src = &img[(c0 * h + y) * w..];
+            let w_full = w / L * L;
+            for x0 in (0..w_full).step_by(L) {
+                let out = &mut xp[dst + x0 * cp + c0..];
+                crate::simd::transpose_8x8(&src[x0..], h * w, out, cp);
+            }
+            for xx in w_full..w {
+                let column: Lanes<T> = std::array::from_fn(|ci| src[ci * h * w + xx]);
+                xp[dst + xx * cp + c0..][..L].copy_from_slice(&column);
+            }
+        }
+        for ci in c_full..c {
+            let src = &img[(ci * h + y) * w..][..w];
+            for (xx, &v) in src.iter().enumerate() {
+                xp[dst + xx * cp + ci] = v;
+            }
+        }
+    }
+}
+
+avx2_dispatch! {
+    /// See [`transpose_into_body`].
+    pub(super) fn transpose_into<T: Element>(
+        img: &[T],
+        dims: (usize, usize, usize),
+        pad: (usize, usize),
+        layout: (usize, usize),
+        xp: &mut [T],
+    ) = transpose_into_body
 }
 
 avx2_dispatch! {
