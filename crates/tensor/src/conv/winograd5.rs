@@ -43,7 +43,9 @@ use crate::scratch::Scratch;
 use crate::Element;
 use rayon::prelude::*;
 use std::ops::Range;
-use tiles::{grad_tiles, input_tiles, output_tiles, weight_grad_tiles, weight_tiles};
+use tiles::{
+    grad_tiles, input_tiles, output_tiles, transpose_from, weight_grad_tiles, weight_tiles,
+};
 
 mod tiles;
 
@@ -257,6 +259,7 @@ fn convolve<T: Element>(g: &Geometry, xs: &[T], u: &[T], out: &mut [T]) {
         .for_each(|(yg, xg)| {
             let (mut vbuf, mut mbuf) = (Scratch::take(), Scratch::take());
             let mut xp = vec![T::zero(); (2 * th + 4) * (2 * tw + 4) * cp];
+            let mut yp = vec![T::zero(); 4 * th * tw * op];
             let mut copied = None;
             let images = xg.len() / g.image_len().max(1);
             for (segments, tb) in blocks(images, (th, tw), target) {
@@ -268,8 +271,10 @@ fn convolve<T: Element>(g: &Geometry, xs: &[T], u: &[T], out: &mut [T]) {
                 gemm_stack(XI, (tb, cp, op), (v, vl), (u, ul), (m, ml), false, inner);
                 for s in &segments {
                     let y_n = &mut yg[s.image * out_len..][..out_len];
-                    let dims = (g.o, g.ho, g.wo);
-                    output_tiles(m, dims, (s.rows.clone(), tw, op), s.col, y_n);
+                    output_tiles(m, (s.rows.clone(), tw, op), s.col, &mut yp);
+                    let _t = crate::profile::scope(crate::profile::Section::WinogradTransform);
+                    let out_rows = 2 * s.rows.start..2 * s.rows.end;
+                    transpose_from(&yp, (2 * tw, op), (g.o, g.ho, g.wo), out_rows, y_n);
                 }
             }
         });

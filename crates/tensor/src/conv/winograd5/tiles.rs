@@ -125,16 +125,18 @@ fn lanes<T: Element>(s: &[T]) -> Lanes<T> {
     s[..L].try_into().expect("L values")
 }
 
-/// `y[o][2i + r][2j + s] = (Aᵀ M A)[r][s]` for the tiles in tile rows `rows`
-/// of one image (`y`: `o` planes of `ho x wo`), from `M[tile][ξ][o]`
-/// (tile-major, `op` channels per ξ; tile (i, j) at `col + (i - rows.start)·tw + j`).
+/// `yp[2i + r][2j + s][o] = (Aᵀ M A)[r][s]` for the tiles in tile rows `rows`
+/// of one image, from `M[tile][ξ][o]` (tile-major, `op` channels per ξ; tile
+/// (i, j) at `col + (i - rows.start)·tw + j`), into the channels-last output
+/// `yp` over the whole tile grid (`2·tw` positions per row, `op` channels):
+/// whole-vector stores, no edge tests; [`transpose_from`] then moves the
+/// valid part to the NCHW output.
 #[inline(always)]
 fn output_tiles_body<T: Element>(
     m: &[T],
-    (o, ho, wo): (usize, usize, usize),
     (rows, tw, op): (Range<usize>, usize, usize),
     col: usize,
-    y: &mut [T],
+    yp: &mut [T],
 ) {
     let _t = crate::profile::scope(crate::profile::Section::WinogradTransform);
     let tiles = (rows.len() * tw, rows.start * tw);
@@ -142,7 +144,7 @@ fn output_tiles_body<T: Element>(
     let mut cols = [[[T::zero(); L]; A]; 2];
     for (k, mt) in src.chunks_exact(XI * op).enumerate() {
         let (i, j) = ((tiles.1 + k) / tw, (tiles.1 + k) % tw);
-        for ob in (0..o).step_by(L) {
+        for ob in (0..op).step_by(L) {
             for a in 0..A {
                 let x: [Lanes<T>; A] = std::array::from_fn(|b| lanes(&mt[(a * A + b) * op + ob..]));
                 for (s, y) in apply(&AT, &x).into_iter().enumerate() {
@@ -150,15 +152,43 @@ fn output_tiles_body<T: Element>(
                 }
             }
             for (s, column) in cols.iter().enumerate() {
-                let x = 2 * j + s;
                 for (r, yr) in apply(&AT, column).iter().enumerate() {
-                    let row = 2 * i + r;
-                    if row < ho && x < wo {
-                        for (l, &val) in yr.iter().enumerate().take(o - ob) {
-                            y[((ob + l) * ho + row) * wo + x] = val;
-                        }
-                    }
+                    let at = ((2 * i + r) * 2 * tw + 2 * j + s) * op + ob;
+                    yp[at..][..L].copy_from_slice(yr);
                 }
+            }
+        }
+    }
+}
+
+/// Body of [`transpose_from`]: `y[c][row][x] = yp[(row·wq + x)·cp + c]` for
+/// the output rows `rows` (those below `h`), `c < ch`, `x < w`: the inverse
+/// of [`transpose_into_body`], in 8 x 8 blocks the same way.
+#[inline(always)]
+fn transpose_from_body<T: Element>(
+    yp: &[T],
+    (wq, cp): (usize, usize),
+    (ch, h, w): (usize, usize, usize),
+    rows: Range<usize>,
+    y: &mut [T],
+) {
+    let (c_full, w_full) = (ch / L * L, w / L * L);
+    for row in rows.start..rows.end.min(h) {
+        let src = &yp[row * wq * cp..];
+        for c0 in (0..c_full).step_by(L) {
+            for x0 in (0..w_full).step_by(L) {
+                let out = &mut y[(c0 * h + row) * w + x0..];
+                crate::simd::transpose_8x8(&src[x0 * cp + c0..], cp, out, h * w);
+            }
+            for x in w_full..w {
+                for l in 0..L {
+                    y[((c0 + l) * h + row) * w + x] = src[x * cp + c0 + l];
+                }
+            }
+        }
+        for c in c_full..ch {
+            for x in 0..w {
+                y[(c * h + row) * w + x] = src[x * cp + c];
             }
         }
     }
@@ -320,11 +350,21 @@ avx2_dispatch! {
     /// See [`output_tiles_body`].
     pub(super) fn output_tiles<T: Element>(
         m: &[T],
-        dims: (usize, usize, usize),
         tiles: (Range<usize>, usize, usize),
         col: usize,
-        y: &mut [T],
+        yp: &mut [T],
     ) = output_tiles_body
+}
+
+avx2_dispatch! {
+    /// See [`transpose_from_body`].
+    pub(super) fn transpose_from<T: Element>(
+        yp: &[T],
+        layout: (usize, usize),
+        dims: (usize, usize, usize),
+        rows: Range<usize>,
+        y: &mut [T],
+    ) = transpose_from_body
 }
 
 avx2_dispatch! {
