@@ -525,12 +525,22 @@ pub fn try_conv2d_backward<T: Element>(
 
     let bias = want_bias.then(|| {
         let _t = profile::scope(Section::ConvWeightGrad);
+        // per channel in parallel, each summed image by image in 8 lanes (a
+        // fixed order: deterministic)
         let mut gb = vec![T::zero(); g.o];
-        for gy_n in gys.chunks((g.o * g.pixels()).max(1)) {
-            for (b, row) in gb.iter_mut().zip(gy_n.chunks_exact(g.pixels().max(1))) {
-                *b += row.iter().copied().sum::<T>();
+        let plane = g.pixels().max(1);
+        gb.par_iter_mut().enumerate().for_each(|(oc, b)| {
+            let mut lanes = [T::zero(); 8];
+            for gy_n in gys.chunks_exact((g.o * plane).max(1)) {
+                let row = &gy_n[oc * plane..(oc + 1) * plane];
+                let mut body = row.chunks_exact(8);
+                for chunk in &mut body {
+                    lanes.iter_mut().zip(chunk).for_each(|(l, &v)| *l += v);
+                }
+                *b += body.remainder().iter().copied().sum::<T>();
             }
-        }
+            *b += lanes.iter().copied().sum::<T>();
+        });
         Tensor::from_vec(&[g.o], gb).expect("bias-sized")
     });
     Ok(Conv2dGrads {

@@ -63,6 +63,20 @@ impl Pool2dParams {
     }
 }
 
+/// The maximum of two (index, value) cells where `a` comes first in the
+/// window: `b` only when strictly larger, or NaN where `a` is not (so a scan
+/// in window order keeps the first maximum and the first NaN, which a
+/// tournament of such picks reproduces).
+#[inline(always)]
+fn first_max<T: Element>(a: (usize, T), b: (usize, T)) -> (usize, T) {
+    let take = (b.1 > a.1) | (b.1.is_nan() & !a.1.is_nan());
+    if take {
+        b
+    } else {
+        a
+    }
+}
+
 /// Max pooling: the output and, per output element, the flat index into `x` of its maximum.
 pub fn try_max_pool2d<T: Element>(
     x: &Tensor<T>,
@@ -82,6 +96,21 @@ pub fn try_max_pool2d<T: Element>(
         .for_each(|(plane, (o, ix))| {
             let base = plane * h * w;
             let src = &xs[base..base + h * w];
+            if p.kernel == (2, 2) && p.stride == (2, 2) && p.padding == (0, 0) {
+                // the common 2x2/2 case as a tournament of the four cells
+                for oh in 0..ho {
+                    let r0 = 2 * oh * w;
+                    for ow in 0..wo {
+                        let (i0, i1) = (r0 + 2 * ow, r0 + w + 2 * ow);
+                        let top = first_max((i0, src[i0]), (i0 + 1, src[i0 + 1]));
+                        let bottom = first_max((i1, src[i1]), (i1 + 1, src[i1 + 1]));
+                        let best = first_max(top, bottom);
+                        o[oh * wo + ow] = best.1;
+                        ix[oh * wo + ow] = base + best.0;
+                    }
+                }
+                return;
+            }
             if p.padding == (0, 0) {
                 // every window lies inside the image: plain loops, no bounds filtering
                 let (k, s) = (p.kernel, p.stride);
@@ -92,9 +121,7 @@ pub fn try_max_pool2d<T: Element>(
                         for r in 0..k.0 {
                             let row = &src[first + r * w..][..k.1];
                             for (cc, &v) in row.iter().enumerate() {
-                                if v > best.1 || (v.is_nan() && !best.1.is_nan()) {
-                                    best = (first + r * w + cc, v);
-                                }
+                                best = first_max(best, (first + r * w + cc, v));
                             }
                         }
                         o[oh * wo + ow] = best.1;

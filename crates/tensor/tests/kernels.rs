@@ -335,6 +335,7 @@ fn conv_weight_gradient_is_bit_reproducible() {
 fn pool_cases() -> Vec<([usize; 4], Pool2dParams)> {
     vec![
         ([2, 3, 6, 6], Pool2dParams::new(2, 2, 0)),
+        ([1, 2, 7, 5], Pool2dParams::new(2, 2, 0)),
         ([1, 2, 7, 5], Pool2dParams::new(3, 2, 1)),
         (
             [2, 1, 5, 8],
@@ -524,4 +525,32 @@ fn transpose_8x8_moves_every_element_to_its_mirror() {
     // elements between the rows are not touched
     assert_eq!(dst[8], -1.0);
     assert_eq!(dst64[8], -1.0);
+}
+
+#[test]
+fn max_pool_keeps_the_first_maximum_and_the_first_nan() {
+    // one 2x2 window per case, cells in window order (row-major); the 2x2/2
+    // path and the general unpadded path (3x3/1 on a padded copy) must agree
+    let nan = f64::NAN;
+    let cases: [([f64; 4], usize); 5] = [
+        ([1.0, 3.0, 3.0, 2.0], 1),
+        ([5.0, 5.0, 5.0, 5.0], 0),
+        ([1.0, nan, 7.0, nan], 1),
+        ([nan, 9.0, 1.0, 2.0], 0),
+        ([0.0, -1.0, 2.0, 2.0], 2),
+    ];
+    for (cells, first) in cases {
+        let x = Tensor::from_vec(&[1, 1, 2, 2], cells.to_vec()).unwrap();
+        let (y, idx) = max_pool2d(&x, Pool2dParams::new(2, 2, 0));
+        assert_eq!(idx, vec![first], "2x2/2 on {cells:?}");
+        let v = y.get(&[0, 0, 0, 0]).unwrap();
+        assert!(v == cells[first] || (v.is_nan() && cells[first].is_nan()));
+        let general = Pool2dParams {
+            kernel: (2, 2),
+            stride: (1, 1),
+            padding: (0, 0),
+        };
+        let (_, idx) = max_pool2d(&x, general);
+        assert_eq!(idx, vec![first], "2x2/1 on {cells:?}");
+    }
 }
