@@ -97,16 +97,20 @@ pub fn try_max_pool2d<T: Element>(
             let base = plane * h * w;
             let src = &xs[base..base + h * w];
             if p.kernel == (2, 2) && p.stride == (2, 2) && p.padding == (0, 0) {
-                // the common 2x2/2 case as a tournament of the four cells
+                // the common 2x2/2 case as a tournament of the four cells, row
+                // by row over zipped slices (no bounds checks in the loop)
                 for oh in 0..ho {
                     let r0 = 2 * oh * w;
-                    for ow in 0..wo {
-                        let (i0, i1) = (r0 + 2 * ow, r0 + w + 2 * ow);
-                        let top = first_max((i0, src[i0]), (i0 + 1, src[i0 + 1]));
-                        let bottom = first_max((i1, src[i1]), (i1 + 1, src[i1 + 1]));
-                        let best = first_max(top, bottom);
-                        o[oh * wo + ow] = best.1;
-                        ix[oh * wo + ow] = base + best.0;
+                    let (top, bottom) = (&src[r0..r0 + 2 * wo], &src[r0 + w..r0 + w + 2 * wo]);
+                    let outs = o[oh * wo..(oh + 1) * wo].iter_mut();
+                    let idxs = ix[oh * wo..(oh + 1) * wo].iter_mut();
+                    let cells = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+                    for (ow, ((out, id), (t, b))) in outs.zip(idxs).zip(cells).enumerate() {
+                        let upper = first_max((0, t[0]), (1, t[1]));
+                        let lower = first_max((w, b[0]), (w + 1, b[1]));
+                        let (offset, value) = first_max(upper, lower);
+                        *out = value;
+                        *id = base + r0 + 2 * ow + offset;
                     }
                 }
                 return;
