@@ -144,7 +144,8 @@ enum Command {
         /// A step or two at tiny sizes: proves it runs, measures nothing.
         #[arg(long)]
         quick: bool,
-        /// Print where one SphereFace-20 training step spends its time instead.
+        /// Print where one training step spends its time instead (SphereFace-20
+        /// with and without the exclusive regularizer, and LeNet++).
         #[arg(long)]
         profile: bool,
         /// Internal: run one workload in this process and print its JSON.

@@ -21,13 +21,22 @@
 //! its transforms along the tiles of an image. LeNet++'s images have 16 to 196
 //! tiles, so those loops are short, and an F(2x2, 5x5) built that way spent
 //! more time in its transforms than im2col spent in all (measured; it is in
-//! git history, "winograd: general F(2, r) by Toom-Cook"). Here the layout is
-//! channels-last: `V[ξ]` is tiles x C, an image is first copied to
-//! `[row][column][channel]` (padded to the tile grid), and the transforms run
-//! on blocks of 8 channels of one tile at a time (`tiles.rs`): whole-vector
-//! operations whatever the image size, loaded with unit stride. The GEMMs are
-//! `M[ξ] (T x O) = V[ξ] (T x C) · U[ξ] (C x O)`. Channel counts are padded
-//! to a multiple of 8 inside the buffers (zeros), never in the tensors.
+//! git history, "winograd: general F(2, r) by Toom-Cook"). Here:
+//!
+//! * **Channels last.** An image is first copied to `[row][column][channel]`
+//!   (padded to the tile grid, 8 x 8 in-register transposes), and the
+//!   transforms run on blocks of 8 channels of one tile at a time
+//!   (`tiles.rs`): whole-vector operations whatever the image size. Outputs
+//!   come back the same way. Channel counts are padded to a multiple of 8
+//!   inside the buffers (zeros), never in the tensors.
+//! * **Tile-major buffers.** V is `[tile][ξ][channel]`, so a tile's 36
+//!   transformed vectors are stored one after another (stored ξ-major, the 36
+//!   planes were 36 store streams and the stores dominated); the GEMMs read
+//!   `V[ξ]` as a strided tiles x C matrix ([`crate::gemm::gemm_stack`]):
+//!   `M[ξ] (T x O) = V[ξ] (T x C) · U[ξ] (C x O)`.
+//! * **Blocks that stay in cache.** A group's tiles are cut into blocks (see
+//!   [`block_tiles`]); each block is transformed, multiplied and transformed
+//!   back before the next, so V and M stay in L2.
 //!
 //! * Input gradient: the forward convolution of `dy` with the weights rotated
 //!   by 180° and transposed, padding `4 - pad`.
