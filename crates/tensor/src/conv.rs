@@ -129,6 +129,40 @@ impl Geometry {
     fn pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.p.stride == (1, 1) && self.p.padding == (0, 0)
     }
+    /// The batch's inputs and output gradients cut into groups of `group`
+    /// images (the last may be shorter), paired.
+    fn image_groups<'a, T>(
+        &self,
+        xs: &'a [T],
+        gys: &'a [T],
+        group: usize,
+    ) -> Vec<(&'a [T], &'a [T])> {
+        let out_len = self.o * self.pixels();
+        xs.chunks((group * self.image_len()).max(1))
+            .zip(gys.chunks((group * out_len).max(1)))
+            .collect()
+    }
+    /// For a stride-1 convolution: the forward convolution whose output is
+    /// this one's input gradient. It convolves `dy` (O channels, `ho x wo`)
+    /// with the weights rotated by 180° and transposed, padding `k - 1 - p`.
+    fn input_grad_as_forward(&self) -> Geometry {
+        Geometry {
+            c: self.o,
+            h: self.ho,
+            w: self.wo,
+            o: self.c,
+            ho: self.h,
+            wo: self.w,
+            p: Conv2dParams {
+                stride: (1, 1),
+                padding: (
+                    self.kh - 1 - self.p.padding.0,
+                    self.kw - 1 - self.p.padding.1,
+                ),
+            },
+            ..*self
+        }
+    }
     /// Input row/column of output index `o` at kernel offset `k`, if inside the image.
     #[inline]
     fn source(o: usize, k: usize, stride: usize, pad: usize, size: usize) -> Option<usize> {
@@ -266,6 +300,36 @@ pub fn algorithm() -> &'static str {
     winograd::describe()
 }
 
+/// The three passes of the Winograd kernel that takes a convolution, if one
+/// does: F(2x2, 3x3) for 3x3 layers, F(2x2, 5x5) for 5x5 ones (see
+/// [`winograd::applies`] for which).
+struct Winograd<T> {
+    forward: fn(&Geometry, &[T], &[T], &mut [T]),
+    input_grad: fn(&Geometry, &[T], &[T], &mut [T]),
+    weight_grad: fn(&Geometry, &[T], &[T]) -> Vec<T>,
+}
+
+impl<T: Element> Winograd<T> {
+    fn for_geometry(g: &Geometry) -> Option<Self> {
+        if !winograd::applies(g) {
+            return None;
+        }
+        Some(if g.kh == 3 {
+            Winograd {
+                forward: winograd::forward,
+                input_grad: winograd::input_grad,
+                weight_grad: winograd::weight_grad,
+            }
+        } else {
+            Winograd {
+                forward: winograd5::forward,
+                input_grad: winograd5::input_grad,
+                weight_grad: winograd5::weight_grad,
+            }
+        })
+    }
+}
+
 /// Target width (G·P) of a group's column matrix.
 const GROUP_COLUMNS: usize = 384;
 
@@ -325,7 +389,7 @@ fn to_wide<T: Copy>(blocks: &[T], wide: &mut [T], o: usize, p: usize) {
     }
 }
 
-/// Convolution forward: `x` [N, C, H, W], `weight` [O, C, kh, kw], optional `bias` [O].
+/// Convolution forward: `x` `[N, C, H, W]`, `weight` `[O, C, kh, kw]`, optional `bias` `[O]`.
 pub fn try_conv2d<T: Element>(
     x: &Tensor<T>,
     weight: &Tensor<T>,
@@ -352,13 +416,7 @@ pub fn try_conv2d<T: Element>(
     );
     let bias = bias.map(|b| b.to_vec());
     let mut out = vec![T::zero(); g.n * g.o * g.pixels()];
-    let fast = if winograd::applies(&g) {
-        Some(winograd::forward as fn(&Geometry, &[T], &[T], &mut [T]))
-    } else if winograd5::applies(&g) {
-        Some(winograd5::forward as fn(&Geometry, &[T], &[T], &mut [T]))
-    } else {
-        None
-    };
+    let fast = Winograd::<T>::for_geometry(&g).map(|k| k.forward);
     if let Some(forward) = fast {
         forward(&g, xs, ws, &mut out);
         if let Some(b) = &bias {
@@ -470,12 +528,8 @@ pub fn try_conv2d_backward<T: Element>(
     let input = want_input.then(|| {
         let _t = profile::scope(Section::ConvInputGrad);
         let mut gx = vec![T::zero(); xs.len()];
-        if winograd::applies(&g) || winograd5::applies(&g) {
-            if winograd::applies(&g) {
-                winograd::input_grad(&g, gys, ws, &mut gx);
-            } else {
-                winograd5::input_grad(&g, gys, ws, &mut gx);
-            }
+        if let Some(k) = Winograd::<T>::for_geometry(&g) {
+            (k.input_grad)(&g, gys, ws, &mut gx);
             return Tensor::from_vec(x.shape(), gx).expect("input-sized");
         }
         let chunks = gx.par_chunks_mut(xg_len).zip(gys.par_chunks(gyg_len));
@@ -501,15 +555,11 @@ pub fn try_conv2d_backward<T: Element>(
 
     let weight_grad = want_weight.then(|| {
         let _t = profile::scope(Section::ConvWeightGrad);
-        if winograd::applies(&g) || winograd5::applies(&g) {
-            let gw = if winograd::applies(&g) {
-                winograd::weight_grad(&g, xs, gys)
-            } else {
-                winograd5::weight_grad(&g, xs, gys)
-            };
+        if let Some(k) = Winograd::<T>::for_geometry(&g) {
+            let gw = (k.weight_grad)(&g, xs, gys);
             return Tensor::from_vec(weight.shape(), gw).expect("weight-sized");
         }
-        let groups: Vec<(&[T], &[T])> = xs.chunks(xg_len).zip(gys.chunks(gyg_len)).collect();
+        let groups = g.image_groups(xs, gys, group);
         let gw = ordered_sum(&groups, ok, |range, acc| {
             let (mut buf, mut wide) = (Scratch::take(), Scratch::take());
             for &(xg, gyg) in range {

@@ -142,7 +142,7 @@ impl Strided {
                 0
             };
             for pb in (0..full_p).step_by(8) {
-                transpose_8x8(src.add(pb), self.rs, dst.add(pb * MR));
+                crate::simd::transpose_8x8_f32(src.add(pb), self.rs, dst.add(pb * MR), MR as isize);
             }
             for p in full_p..kc {
                 let col = src.offset(p as isize * self.cs);
@@ -210,52 +210,6 @@ impl Strided {
                 scalar(0..full_p, full_j..cols);
                 scalar(full_p..kc, 0..cols);
             }
-        }
-    }
-}
-
-/// Copy the 8 x 8 block whose row `i` is the 8 floats at `src + i·stride` to
-/// `dst` transposed: column `p` of the block (8 floats, one per row) at
-/// `dst + p·MR`.
-///
-/// # Safety
-/// The CPU must have AVX; the 8 rows are readable; `dst` (32-byte aligned)
-/// holds 64 floats.
-#[target_feature(enable = "avx")]
-unsafe fn transpose_8x8(src: *const f32, stride: isize, dst: *mut f32) {
-    // SAFETY: the caller's contract: 8 readable rows of 8, 64 writable aligned floats.
-    unsafe {
-        let r: [__m256; 8] =
-            std::array::from_fn(|i| _mm256_loadu_ps(src.offset(i as isize * stride)));
-        let t = [
-            _mm256_unpacklo_ps(r[0], r[1]),
-            _mm256_unpackhi_ps(r[0], r[1]),
-            _mm256_unpacklo_ps(r[2], r[3]),
-            _mm256_unpackhi_ps(r[2], r[3]),
-            _mm256_unpacklo_ps(r[4], r[5]),
-            _mm256_unpackhi_ps(r[4], r[5]),
-            _mm256_unpacklo_ps(r[6], r[7]),
-            _mm256_unpackhi_ps(r[6], r[7]),
-        ];
-        let u = [
-            _mm256_shuffle_ps::<0x44>(t[0], t[2]),
-            _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
-            _mm256_shuffle_ps::<0x44>(t[1], t[3]),
-            _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
-            _mm256_shuffle_ps::<0x44>(t[4], t[6]),
-            _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
-            _mm256_shuffle_ps::<0x44>(t[5], t[7]),
-            _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
-        ];
-        for j in 0..4 {
-            _mm256_store_ps(
-                dst.add(j * MR),
-                _mm256_permute2f128_ps::<0x20>(u[j], u[j + 4]),
-            );
-            _mm256_store_ps(
-                dst.add((j + 4) * MR),
-                _mm256_permute2f128_ps::<0x31>(u[j], u[j + 4]),
-            );
         }
     }
 }

@@ -299,11 +299,11 @@ pub fn transpose_8x8<T: crate::Element>(
         // SAFETY: T is f32 (same type, so same layout); the lengths were
         // checked above; AVX was detected (it comes with AVX2).
         unsafe {
-            transpose_8x8_avx(
+            transpose_8x8_f32(
                 src.as_ptr().cast::<f32>(),
-                src_stride,
+                src_stride as isize,
                 dst.as_mut_ptr().cast::<f32>(),
-                dst_stride,
+                dst_stride as isize,
             )
         };
         return;
@@ -315,18 +315,25 @@ pub fn transpose_8x8<T: crate::Element>(
     }
 }
 
-/// [`transpose_8x8`] for f32 in AVX registers.
+/// [`transpose_8x8`] for f32 in AVX registers, on raw pointers (also the
+/// sgemm's packing of row-major left operands).
 ///
 /// # Safety
 /// The CPU has AVX; `src` has 8 readable rows of 8 at `src_stride`, `dst` 8
 /// writable rows of 8 at `dst_stride`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
-unsafe fn transpose_8x8_avx(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize) {
+pub(crate) unsafe fn transpose_8x8_f32(
+    src: *const f32,
+    src_stride: isize,
+    dst: *mut f32,
+    dst_stride: isize,
+) {
     use std::arch::x86_64::*;
     // SAFETY: the caller's contract bounds every load and store.
     unsafe {
-        let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * src_stride)));
+        let r: [__m256; 8] =
+            std::array::from_fn(|i| _mm256_loadu_ps(src.offset(i as isize * src_stride)));
         // pairs of rows interleaved, then pairs of pairs, then 128-bit halves
         let t = [
             _mm256_unpacklo_ps(r[0], r[1]),
@@ -351,8 +358,8 @@ unsafe fn transpose_8x8_avx(src: *const f32, src_stride: usize, dst: *mut f32, d
         for j in 0..4 {
             let lo = _mm256_permute2f128_ps::<0x20>(u[j], u[j + 4]);
             let hi = _mm256_permute2f128_ps::<0x31>(u[j], u[j + 4]);
-            _mm256_storeu_ps(dst.add(j * dst_stride), lo);
-            _mm256_storeu_ps(dst.add((j + 4) * dst_stride), hi);
+            _mm256_storeu_ps(dst.offset(j as isize * dst_stride), lo);
+            _mm256_storeu_ps(dst.offset((j as isize + 4) * dst_stride), hi);
         }
     }
 }

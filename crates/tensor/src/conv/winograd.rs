@@ -44,21 +44,27 @@ mod transforms;
 /// Number of positions of a transformed tile.
 const XI: usize = 16;
 
-/// Tiles a call must have over the whole batch. The weights are transformed
-/// on every call (16·O·C values, scalar code), which only pays off when the
-/// GEMMs that use them are wide: below this, im2col is faster (measured: batch
-/// 1 inference and the 7x6 stage at batch 8 ran slower on Winograd).
+/// Tiles a call must have over the whole batch (both paths). The weights are
+/// transformed on every call (16·O·C or 36·O·C values), which only pays off
+/// when the GEMMs that use them are wide: below this, im2col is faster
+/// (measured on the 3x3 path: batch 1 inference and the 7x6 stage at batch 8
+/// ran slower on Winograd).
 const MIN_TILES: usize = 256;
 
-/// Whether a convolution runs here: 3x3, stride 1, padding at most 2, enough
-/// channels on both sides for the per-ξ GEMMs to be worth it (the first
-/// layers of a network, with 1-3 input channels, stay on im2col), and at
-/// least [`MIN_TILES`] output tiles in the batch.
-/// `REGULARFACE_CONV=im2col` switches it off, `REGULARFACE_CONV=winograd` on
-/// for every 3x3 stride-1 convolution (comparisons and tests); read once.
+/// Whether a convolution runs on a Winograd path: 3x3 (here) or 5x5
+/// (`winograd5`), stride 1, padding at most k - 1, enough channels on both
+/// sides for the per-ξ GEMMs to be worth it (the first layers of a network,
+/// with 1-3 input channels, stay on im2col), and at least [`MIN_TILES`]
+/// output tiles in the batch. `REGULARFACE_CONV=im2col` switches it off,
+/// `REGULARFACE_CONV=winograd` on for every 3x3 and 5x5 stride-1 convolution
+/// (comparisons and tests); read once.
 pub(super) fn applies(g: &Geometry) -> bool {
-    let shape =
-        g.kh == 3 && g.kw == 3 && g.p.stride == (1, 1) && g.p.padding.0 <= 2 && g.p.padding.1 <= 2;
+    let k = g.kh;
+    let shape = (k == 3 || k == 5)
+        && g.kw == k
+        && g.p.stride == (1, 1)
+        && g.p.padding.0 < k
+        && g.p.padding.1 < k;
     let (th, tw) = tiles(g.ho, g.wo);
     let worth_it = g.c >= 16 && g.o >= 16 && g.n * th * tw >= MIN_TILES;
     shape && forced().unwrap_or(worth_it)
@@ -90,8 +96,8 @@ pub(super) fn describe() -> &'static str {
     }
 }
 
-/// Tile rows and columns of an output `ho x wo`.
-fn tiles(ho: usize, wo: usize) -> (usize, usize) {
+/// Tile rows and columns of an output `ho x wo` (2x2 output tiles, both paths).
+pub(super) fn tiles(ho: usize, wo: usize) -> (usize, usize) {
     (ho.div_ceil(2), wo.div_ceil(2))
 }
 
@@ -199,21 +205,7 @@ pub(super) fn forward<T: Element>(g: &Geometry, xs: &[T], ws: &[T], out: &mut [T
 /// Input gradient of the convolution `g` from the output gradient `gys`.
 pub(super) fn input_grad<T: Element>(g: &Geometry, gys: &[T], ws: &[T], gx: &mut [T]) {
     let u = transform_weights(&flip_transpose(ws, g.o, g.c, 9), g.c, g.o);
-    // the forward convolution of dy (O channels, ho x wo) with padding 2 - p
-    let back = Geometry {
-        c: g.o,
-        h: g.ho,
-        w: g.wo,
-        o: g.c,
-        ho: g.h,
-        wo: g.w,
-        p: crate::Conv2dParams {
-            stride: (1, 1),
-            padding: (2 - g.p.padding.0, 2 - g.p.padding.1),
-        },
-        ..*g
-    };
-    convolve(&back, gys, &u, gx);
+    convolve(&g.input_grad_as_forward(), gys, &u, gx);
 }
 
 /// `out = x ⊛ (weights transformed to u)` for geometry `g`.
@@ -255,10 +247,7 @@ pub(super) fn weight_grad<T: Element>(g: &Geometry, xs: &[T], gys: &[T]) -> Vec<
     let t = th * tw;
     let group = g.group_size_for(t);
     let out_len = g.o * g.ho * g.wo;
-    let groups: Vec<(&[T], &[T])> = xs
-        .chunks((group * g.image_len()).max(1))
-        .zip(gys.chunks((group * out_len).max(1)))
-        .collect();
+    let groups = g.image_groups(xs, gys, group);
     // Mw[ξ] (O x C) += Ydy[ξ] (O x Tg) · V[ξ]ᵀ (Tg x C) for one group
     let accumulate = |(xg, gyg): (&[T], &[T]), acc: &mut [T], parallel: bool| {
         let (mut vbuf, mut ybuf) = (Scratch::take(), Scratch::take());

@@ -45,7 +45,7 @@
 //!
 //! Exact in exact arithmetic; the f64 tests agree with the direct sum to 1e-10.
 
-use super::winograd::{flip_transpose, forced, sum_over_groups};
+use super::winograd::{flip_transpose, sum_over_groups, tiles};
 use super::Geometry;
 use crate::gemm::{gemm_stack, Stack};
 use crate::scratch::Scratch;
@@ -77,27 +77,6 @@ const G: [[f64; 5]; 6] = [
     [0., 0., 0., 0., 1.],
 ];
 
-/// Output tiles a call needs over the batch for this path to pay off: the
-/// weights are transformed on every call.
-const MIN_TILES: usize = 256;
-
-/// Whether a convolution runs here: 5x5, stride 1, padding at most 4, 16+
-/// channels on both sides (LeNet++'s first layer, with one input channel,
-/// stays on im2col) and at least [`MIN_TILES`] output tiles in the batch; or
-/// every 5x5 stride-1 convolution under `REGULARFACE_CONV=winograd`.
-pub(super) fn applies(g: &Geometry) -> bool {
-    let shape =
-        g.kh == 5 && g.kw == 5 && g.p.stride == (1, 1) && g.p.padding.0 <= 4 && g.p.padding.1 <= 4;
-    let (th, tw) = tiles(g.ho, g.wo);
-    let worth_it = g.c >= 16 && g.o >= 16 && g.n * th * tw >= MIN_TILES;
-    shape && forced().unwrap_or(worth_it)
-}
-
-/// Tile rows and columns of an output `ho x wo`.
-fn tiles(ho: usize, wo: usize) -> (usize, usize) {
-    (ho.div_ceil(2), wo.div_ceil(2))
-}
-
 /// A channel count rounded up to whole blocks of [`L`].
 fn padded(channels: usize) -> usize {
     channels.div_ceil(L) * L
@@ -119,20 +98,7 @@ pub(super) fn forward<T: Element>(g: &Geometry, xs: &[T], ws: &[T], out: &mut [T
 /// Input gradient of the convolution `g` from the output gradient `gys`.
 pub(super) fn input_grad<T: Element>(g: &Geometry, gys: &[T], ws: &[T], gx: &mut [T]) {
     let u = transformed_weights(&flip_transpose(ws, g.o, g.c, 25), g.c, g.o);
-    let back = Geometry {
-        c: g.o,
-        h: g.ho,
-        w: g.wo,
-        o: g.c,
-        ho: g.h,
-        wo: g.w,
-        p: crate::Conv2dParams {
-            stride: (1, 1),
-            padding: (4 - g.p.padding.0, 4 - g.p.padding.1),
-        },
-        ..*g
-    };
-    convolve(&back, gys, &u, gx);
+    convolve(&g.input_grad_as_forward(), gys, &u, gx);
 }
 
 /// Image `x` (`c` planes of `h x w`) copied channels-last into `xp`
@@ -297,10 +263,7 @@ pub(super) fn weight_grad<T: Element>(g: &Geometry, xs: &[T], gys: &[T]) -> Vec<
     let group = g.group_size_for(th * tw);
     let out_len = g.o * g.ho * g.wo;
     let target = block_tiles::<T>(cp, op);
-    let groups: Vec<(&[T], &[T])> = xs
-        .chunks((group * g.image_len()).max(1))
-        .zip(gys.chunks((group * out_len).max(1)))
-        .collect();
+    let groups = g.image_groups(xs, gys, group);
     // Mw[ξ] (op x cp) += Ydy[ξ]ᵀ (op x tb) · V[ξ] (tb x cp) for each block of a group
     let accumulate = |(xg, gyg): (&[T], &[T]), acc: &mut [T], parallel: bool| {
         let (mut vbuf, mut ybuf) = (Scratch::take(), Scratch::take());
