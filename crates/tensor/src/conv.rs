@@ -300,36 +300,6 @@ pub fn algorithm() -> &'static str {
     winograd::describe()
 }
 
-/// The three passes of the Winograd kernel that takes a convolution, if one
-/// does: F(2x2, 3x3) for 3x3 layers, F(2x2, 5x5) for 5x5 ones (see
-/// [`winograd::applies`] for which).
-struct Winograd<T> {
-    forward: fn(&Geometry, &[T], &[T], &mut [T]),
-    input_grad: fn(&Geometry, &[T], &[T], &mut [T]),
-    weight_grad: fn(&Geometry, &[T], &[T]) -> Vec<T>,
-}
-
-impl<T: Element> Winograd<T> {
-    fn for_geometry(g: &Geometry) -> Option<Self> {
-        if !winograd::applies(g) {
-            return None;
-        }
-        Some(if g.kh == 3 {
-            Winograd {
-                forward: winograd::forward,
-                input_grad: winograd::input_grad,
-                weight_grad: winograd::weight_grad,
-            }
-        } else {
-            Winograd {
-                forward: winograd5::forward,
-                input_grad: winograd5::input_grad,
-                weight_grad: winograd5::weight_grad,
-            }
-        })
-    }
-}
-
 /// Target width (G·P) of a group's column matrix.
 const GROUP_COLUMNS: usize = 384;
 
@@ -416,7 +386,7 @@ pub fn try_conv2d<T: Element>(
     );
     let bias = bias.map(|b| b.to_vec());
     let mut out = vec![T::zero(); g.n * g.o * g.pixels()];
-    let fast = Winograd::<T>::for_geometry(&g).map(|k| k.forward);
+    let fast = winograd::Kernels::<T>::for_geometry(&g).map(|k| k.forward);
     if let Some(forward) = fast {
         forward(&g, xs, ws, &mut out);
         if let Some(b) = &bias {
@@ -528,7 +498,7 @@ pub fn try_conv2d_backward<T: Element>(
     let input = want_input.then(|| {
         let _t = profile::scope(Section::ConvInputGrad);
         let mut gx = vec![T::zero(); xs.len()];
-        if let Some(k) = Winograd::<T>::for_geometry(&g) {
+        if let Some(k) = winograd::Kernels::<T>::for_geometry(&g) {
             (k.input_grad)(&g, gys, ws, &mut gx);
             return Tensor::from_vec(x.shape(), gx).expect("input-sized");
         }
@@ -555,7 +525,7 @@ pub fn try_conv2d_backward<T: Element>(
 
     let weight_grad = want_weight.then(|| {
         let _t = profile::scope(Section::ConvWeightGrad);
-        if let Some(k) = Winograd::<T>::for_geometry(&g) {
+        if let Some(k) = winograd::Kernels::<T>::for_geometry(&g) {
             let gw = (k.weight_grad)(&g, xs, gys);
             return Tensor::from_vec(weight.shape(), gw).expect("weight-sized");
         }

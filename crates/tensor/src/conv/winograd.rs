@@ -58,7 +58,7 @@ const MIN_TILES: usize = 256;
 /// output tiles in the batch. `REGULARFACE_CONV=im2col` switches it off,
 /// `REGULARFACE_CONV=winograd` on for every 3x3 and 5x5 stride-1 convolution
 /// (comparisons and tests); read once.
-pub(super) fn applies(g: &Geometry) -> bool {
+fn applies(g: &Geometry) -> bool {
     let k = g.kh;
     let shape = (k == 3 || k == 5)
         && g.kw == k
@@ -70,9 +70,43 @@ pub(super) fn applies(g: &Geometry) -> bool {
     shape && forced().unwrap_or(worth_it)
 }
 
+/// The three passes of the Winograd kernel that takes a convolution, if one
+/// does: F(2x2, 3x3) for 3x3 layers, F(2x2, 5x5) for 5x5 ones (see
+/// [`applies`] for which).
+pub(super) struct Kernels<T> {
+    /// Forward, no bias.
+    pub(super) forward: fn(&Geometry, &[T], &[T], &mut [T]),
+    /// Input gradient.
+    pub(super) input_grad: fn(&Geometry, &[T], &[T], &mut [T]),
+    /// Weight gradient.
+    pub(super) weight_grad: fn(&Geometry, &[T], &[T]) -> Vec<T>,
+}
+
+impl<T: Element> Kernels<T> {
+    /// The kernels for `g`, or `None` when it stays on im2col.
+    pub(super) fn for_geometry(g: &Geometry) -> Option<Self> {
+        if !applies(g) {
+            return None;
+        }
+        Some(if g.kh == 3 {
+            Kernels {
+                forward,
+                input_grad,
+                weight_grad,
+            }
+        } else {
+            Kernels {
+                forward: super::winograd5::forward,
+                input_grad: super::winograd5::input_grad,
+                weight_grad: super::winograd5::weight_grad,
+            }
+        })
+    }
+}
+
 /// `REGULARFACE_CONV`: `Some(false)` for `im2col`, `Some(true)` for
 /// `winograd`, `None` (the default rule) otherwise; read once per process.
-pub(super) fn forced() -> Option<bool> {
+fn forced() -> Option<bool> {
     static MODE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
     *MODE.get_or_init(|| match std::env::var("REGULARFACE_CONV") {
         Ok(v) if v.eq_ignore_ascii_case("im2col") => Some(false),

@@ -119,7 +119,8 @@ fn channels_last<T: Element>(
 
 /// Bytes a block's transformed input and output (V and M, or V and Ydy) may
 /// take together, so that they stay in the L2 cache between the transforms
-/// and the GEMMs (measured on LeNet++; see `blocks`).
+/// and the GEMMs (measured on LeNet++: 256 KiB was slower, 1 MiB about the
+/// same; see [`block_tiles`]).
 const BLOCK_BYTES: usize = 512 << 10;
 
 /// Tile rows `rows` of image `image` of a group, at column `col` of a block.
