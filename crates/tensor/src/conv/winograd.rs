@@ -192,9 +192,7 @@ fn inverse_weights<T: Element>(mw: &[T], o: usize, c: usize) -> Vec<T> {
     for (oc, k) in dw.chunks_exact_mut(9).enumerate() {
         let m = |xi: usize| mw[xi * o * c + oc];
         // rows: t[r][b] = (Gᵀ m[·][b])[r]; then each row r: k[r][·] = Gᵀ t[r][·]
-        let cols: Vec<[T; 3]> = (0..4)
-            .map(|b| gt([m(b), m(4 + b), m(8 + b), m(12 + b)]))
-            .collect();
+        let cols: [[T; 3]; 4] = std::array::from_fn(|b| gt([m(b), m(4 + b), m(8 + b), m(12 + b)]));
         for r in 0..3 {
             let row = gt([cols[0][r], cols[1][r], cols[2][r], cols[3][r]]);
             k[r * 3..r * 3 + 3].copy_from_slice(&row);
