@@ -115,36 +115,12 @@ pub fn try_max_pool2d<T: Element>(
                 }
                 return;
             }
-            if p.padding == (0, 0) {
-                // every window lies inside the image: plain loops, no bounds filtering
-                let (k, s) = (p.kernel, p.stride);
-                for oh in 0..ho {
-                    for ow in 0..wo {
-                        let first = oh * s.0 * w + ow * s.1;
-                        let mut best = (first, src[first]);
-                        for r in 0..k.0 {
-                            let row = &src[first + r * w..][..k.1];
-                            for (cc, &v) in row.iter().enumerate() {
-                                best = first_max(best, (first + r * w + cc, v));
-                            }
-                        }
-                        o[oh * wo + ow] = best.1;
-                        ix[oh * wo + ow] = base + best.0;
-                    }
-                }
-                return;
-            }
             for oh in 0..ho {
                 for ow in 0..wo {
-                    let mut best = (usize::MAX, T::neg_infinity());
-                    for i in p.window(oh, ow, h, w) {
-                        if best.0 == usize::MAX
-                            || src[i] > best.1
-                            || (src[i].is_nan() && !best.1.is_nan())
-                        {
-                            best = (i, src[i]);
-                        }
-                    }
+                    // padding is at most half the window, so no window is empty
+                    let mut cells = p.window(oh, ow, h, w).map(|i| (i, src[i]));
+                    let first = cells.next().expect("a window holds an image cell");
+                    let best = cells.fold(first, first_max);
                     o[oh * wo + ow] = best.1;
                     ix[oh * wo + ow] = base + best.0;
                 }

@@ -530,7 +530,7 @@ fn transpose_8x8_moves_every_element_to_its_mirror() {
 #[test]
 fn max_pool_keeps_the_first_maximum_and_the_first_nan() {
     // one 2x2 window per case, cells in window order (row-major); the 2x2/2
-    // path and the general unpadded path (3x3/1 on a padded copy) must agree
+    // path and the general path (the same window at stride 1) must agree
     let nan = f64::NAN;
     let cases: [([f64; 4], usize); 5] = [
         ([1.0, 3.0, 3.0, 2.0], 1),
