@@ -386,9 +386,8 @@ pub fn try_conv2d<T: Element>(
     );
     let bias = bias.map(|b| b.to_vec());
     let mut out = vec![T::zero(); g.n * g.o * g.pixels()];
-    let fast = winograd::Kernels::<T>::for_geometry(&g).map(|k| k.forward);
-    if let Some(forward) = fast {
-        forward(&g, xs, ws, &mut out);
+    if let Some(k) = winograd::Kernels::<T>::for_geometry(&g) {
+        (k.forward)(&g, xs, ws, &mut out);
         if let Some(b) = &bias {
             let images = out.par_chunks_mut((g.o * g.pixels()).max(1));
             images.for_each(|y_n| add_bias(y_n, b, g.pixels()));

@@ -53,7 +53,8 @@ use crate::Element;
 use rayon::prelude::*;
 use std::ops::Range;
 use tiles::{
-    grad_tiles, input_tiles, output_tiles, transpose_from, weight_grad_tiles, weight_tiles,
+    grad_tiles, input_tiles, output_tiles, transpose_from, transpose_into, weight_grad_tiles,
+    weight_tiles,
 };
 
 mod tiles;
@@ -99,22 +100,6 @@ pub(super) fn forward<T: Element>(g: &Geometry, xs: &[T], ws: &[T], out: &mut [T
 pub(super) fn input_grad<T: Element>(g: &Geometry, gys: &[T], ws: &[T], gx: &mut [T]) {
     let u = transformed_weights(&flip_transpose(ws, g.o, g.c, 25), g.c, g.o);
     convolve(&g.input_grad_as_forward(), gys, &u, gx);
-}
-
-/// Image `x` (`c` planes of `h x w`) copied channels-last into `xp`
-/// (`[row][column][channel]`, `wp` columns, `cp` channels), shifted by the
-/// padding. Nothing else is written: the caller zeroes `xp` once, and every
-/// image copied into it afterwards has the same geometry, so the borders and
-/// the padding channels stay zero.
-fn channels_last<T: Element>(
-    x: &[T],
-    dims: (usize, usize, usize),
-    pad: (usize, usize),
-    layout: (usize, usize),
-    xp: &mut [T],
-) {
-    let _t = crate::profile::scope(crate::profile::Section::WinogradTransform);
-    tiles::transpose_into(x, dims, pad, layout, xp);
 }
 
 /// Bytes a block's transformed input and output (V and M, or V and Ydy) may
@@ -200,7 +185,7 @@ fn transform_block<T: Element>(
     for s in segments {
         if *copied != Some(s.image) {
             let x_n = &xg[s.image * g.image_len()..][..g.image_len()];
-            channels_last(x_n, (g.c, g.h, g.w), g.p.padding, (wp, cp), xp);
+            transpose_into(x_n, (g.c, g.h, g.w), g.p.padding, (wp, cp), xp);
             *copied = Some(s.image);
         }
         input_tiles(xp, (wp, cp), (s.rows.clone(), tw), v, s.col);
@@ -248,7 +233,6 @@ fn convolve<T: Element>(g: &Geometry, xs: &[T], u: &[T], out: &mut [T]) {
                 for s in &segments {
                     let y_n = &mut yg[s.image * out_len..][..out_len];
                     output_tiles(m, (s.rows.clone(), tw, op), s.col, &mut yp);
-                    let _t = crate::profile::scope(crate::profile::Section::WinogradTransform);
                     let out_rows = 2 * s.rows.start..2 * s.rows.end;
                     transpose_from(&yp, (2 * tw, op), (g.o, g.ho, g.wo), out_rows, y_n);
                 }
@@ -280,7 +264,7 @@ pub(super) fn weight_grad<T: Element>(g: &Geometry, xs: &[T], gys: &[T]) -> Vec<
                 if dy_copied != Some(s.image) {
                     let dy_n = &gyg[s.image * out_len..][..out_len];
                     let dims = (g.o, g.ho, g.wo);
-                    channels_last(dy_n, dims, (0, 0), (2 * tw, op), &mut dyp);
+                    transpose_into(dy_n, dims, (0, 0), (2 * tw, op), &mut dyp);
                     dy_copied = Some(s.image);
                 }
                 grad_tiles(&dyp, (s.rows.clone(), tw, op), ydy, s.col);

@@ -172,6 +172,7 @@ fn transpose_from_body<T: Element>(
     rows: Range<usize>,
     y: &mut [T],
 ) {
+    let _t = crate::profile::scope(crate::profile::Section::WinogradTransform);
     let (c_full, w_full) = (ch / L * L, w / L * L);
     for row in rows.start..rows.end.min(h) {
         let src = &yp[row * wq * cp..];
@@ -287,11 +288,14 @@ fn weight_grad_tiles_body<T: Element>(
     }
 }
 
-/// Body of [`transpose_into`]: `xp[((y + pad.0)·wp + pad.1 + x)·cp + c] =
-/// img[c][y][x]`, in 8 x 8 blocks (channels x columns) by
-/// [`crate::simd::transpose_8x8`]; the columns past the last whole block of 8
-/// one at a time (8 channels each), the channels past the last whole block of
-/// 8 element by element.
+/// Body of [`transpose_into`]: image `img` (`c` planes of `h x w`) copied
+/// channels-last, `xp[((y + pad.0)·wp + pad.1 + x)·cp + c] = img[c][y][x]`,
+/// in 8 x 8 blocks (channels x columns) by [`crate::simd::transpose_8x8`]; the
+/// columns past the last whole block of 8 one at a time (8 channels each), the
+/// channels past the last whole block of 8 element by element. Nothing else
+/// is written: the caller zeroes `xp` once, and every image copied into it
+/// afterwards has the same geometry, so the borders and the padding channels
+/// stay zero.
 #[inline(always)]
 fn transpose_into_body<T: Element>(
     img: &[T],
@@ -300,6 +304,7 @@ fn transpose_into_body<T: Element>(
     (wp, cp): (usize, usize),
     xp: &mut [T],
 ) {
+    let _t = crate::profile::scope(crate::profile::Section::WinogradTransform);
     let c_full = c / L * L;
     for y in 0..h {
         let dst = ((y + pad.0) * wp + pad.1) * cp;
