@@ -59,6 +59,23 @@ fn apply<T: Element, const R: usize, const C: usize>(
     y
 }
 
+/// `M X Mᵀ` on lanes: the constant `m` (`R x C`) applied along both axes of
+/// the tile `x` (`C x C`), `y[a][b] = Σ_i Σ_j m[a][i]·m[b][j]·x[i][j]`: rows
+/// first, then columns. For the weight transforms, once per call; the
+/// per-block transforms (input, output, output gradient) write the same two
+/// passes by hand: through this helper the output-gradient one took 3.5% of a
+/// LeNet++ step's CPU time instead of 1.9% (measured with `perf`).
+#[inline(always)]
+fn both_sides<T: Element, const R: usize, const C: usize>(
+    m: &[[f64; C]; R],
+    x: &[[Lanes<T>; C]; C],
+) -> [[Lanes<T>; R]; R] {
+    let rows: [[Lanes<T>; R]; C] = std::array::from_fn(|i| apply(m, &x[i]));
+    let by_column: [[Lanes<T>; R]; R] =
+        std::array::from_fn(|b| apply(m, &std::array::from_fn(|i| rows[i][b])));
+    std::array::from_fn(|a| std::array::from_fn(|b| by_column[b][a]))
+}
+
 /// The transpose of a constant `R x C` matrix.
 const fn transpose<const R: usize, const C: usize>(m: &[[f64; C]; R]) -> [[f64; R]; C] {
     let mut t = [[0.0; R]; C];
@@ -247,11 +264,9 @@ fn weight_tiles_body<T: Element>(
                     }
                 }
             }
-            let rows = k.map(|ka| apply(&G, &ka));
-            for b in 0..A {
-                let col = apply(&G, &rows.map(|r| r[b]));
-                for (a, ua) in col.iter().enumerate() {
-                    u[((a * A + b) * cp + ci) * op + ob..][..L].copy_from_slice(ua);
+            for (a, ua) in both_sides(&G, &k).iter().enumerate() {
+                for (b, uab) in ua.iter().enumerate() {
+                    u[((a * A + b) * cp + ci) * op + ob..][..L].copy_from_slice(uab);
                 }
             }
         }
@@ -275,11 +290,9 @@ fn weight_grad_tiles_body<T: Element>(
                     xab.copy_from_slice(&mw[((a * A + b) * op + oi) * cp + cb..][..L]);
                 }
             }
-            let rows = x.map(|xa| apply(&GT, &xa));
-            for b in 0..5 {
-                let col = apply(&GT, &rows.map(|r| r[b]));
-                for (a, ka) in col.iter().enumerate() {
-                    for (l, &val) in ka.iter().enumerate().take(c - cb) {
+            for (a, ka) in both_sides(&GT, &x).iter().enumerate() {
+                for (b, kab) in ka.iter().enumerate() {
+                    for (l, &val) in kab.iter().enumerate().take(c - cb) {
                         dw[(oi * c + cb + l) * 25 + a * 5 + b] = val;
                     }
                 }
