@@ -90,17 +90,7 @@ fn main() {
     ];
     let title = format!("SphereFace-20 3x3/s1/p1 convs, batch {batch}");
     let worst = conv_table(&title, &sphere, (3, batch, reps), &mut rng);
-    // LeNet++'s 5x5 layers after the first (which has one input channel)
-    let lenet = [
-        (32, 32, 28, 28),
-        (32, 64, 14, 14),
-        (64, 64, 14, 14),
-        (64, 128, 7, 7),
-        (128, 128, 7, 7),
-    ];
-    let lenet_batch = if quick { 2 } else { 128 };
-    let title = format!("LeNet++ 5x5/s1/p2 convs, batch {lenet_batch}");
-    conv_table(&title, &lenet, (5, lenet_batch, reps), &mut rng);
+    lenet_table(quick, reps, &mut rng);
     #[cfg(target_arch = "x86_64")]
     if tensor::sgemm::avx512_enabled() {
         kernel_table(if quick { 1 } else { 9 }, &mut rng);
