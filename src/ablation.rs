@@ -1,79 +1,107 @@
-//! The LFW ablation of the paper at laptop scale (issue 8): for softmax, center
-//! loss and A-Softmax, train without and with the exclusive regularizer on the
-//! people of nine `people.txt` folds and verify on the tenth fold's pairs;
-//! λ_r is chosen on a validation split of the *training* people (never on the
-//! test fold), and the A-Softmax pair is repeated over several seeds.
+//! The LFW ablation of the paper at laptop scale: for softmax, center loss and
+//! A-Softmax, train without and with the exclusive regularizer on the people
+//! of nine `people.txt` folds and verify on the tenth fold's pairs. λ_r is
+//! either fixed in advance or chosen on a validation split of the *training*
+//! people (never on the test fold); the A-Softmax pair can be repeated over
+//! several seeds.
+//!
+//! Every run is resumable: a run folder whose checkpoint already holds the
+//! same configuration and data is continued from it (or, when complete, only
+//! evaluated), so a killed invocation repeated with the same flags redoes
+//! nothing that was finished.
 
+use crate::checkpoint::{self, CHECKPOINT_FILE};
 use crate::config::{LossKind, TrainConfig};
+use crate::data::source::PreparedData;
 use crate::data::synthetic::make_pairs;
 use crate::data::FaceSet;
-use crate::runs::{evaluate, PreparedData};
-use crate::train::{train, TrainOptions, METRICS_FILE};
+use crate::experiment::{train_and_report, RunResult};
+use crate::train::TrainOptions;
 use anyhow::{bail, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 
-/// One trained and evaluated run.
-#[derive(Debug, Clone, Serialize)]
+/// File name of the ablation's report.
+pub const ABLATION_FILE: &str = "ablation.json";
+
+/// One trained and evaluated run on the test fold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AblationRun {
+    /// Held-out LFW fold.
+    pub fold: usize,
     /// Main loss.
     pub loss: LossKind,
     /// λ_r (0 = without the regularizer).
-    pub exclusive: f64,
+    pub lambda_r: f64,
     /// Seed.
     pub seed: u64,
     /// Mean verification accuracy over the 10 sub-folds of the test fold's pairs.
     pub accuracy: f64,
     /// Its std over sub-folds.
     pub accuracy_std: f64,
+    /// Area under the ROC curve.
+    pub auc: f64,
     /// Sep mean of the classifier.
     pub sep_mean: f64,
     /// Sep std.
     pub sep_std: f64,
-    /// Training seconds.
+    /// Each test pair decided correctly (`1`) or not (`0`), in `pairs.txt` order.
+    pub decisions: String,
+    /// Training seconds of this invocation (0 when the run was already complete).
     pub seconds: f64,
 }
 
 /// The λ_r chosen for one loss, with the validation accuracy of every candidate.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LambdaChoice {
     /// Main loss.
     pub loss: LossKind,
     /// The chosen λ_r.
     pub chosen: f64,
-    /// (λ_r, validation accuracy) for each candidate.
+    /// (λ_r, validation accuracy) for each candidate; empty when λ_r was fixed in advance.
     pub grid: Vec<(f64, f64)>,
 }
 
-/// What to run: the model and schedule, the λ_r grid and the seeds.
+/// How λ_r of the regularised runs is set.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LambdaPolicy {
+    /// Fixed in advance for every loss and fold.
+    Fixed(f64),
+    /// Chosen per loss by a validation grid of runs of `steps` steps.
+    Grid {
+        /// The candidates.
+        candidates: Vec<f64>,
+        /// Steps of each grid run.
+        steps: u64,
+    },
+}
+
+/// What to run: the model and schedule, the λ_r policy and the seeds.
 #[derive(Debug, Clone)]
 pub struct AblationPlan {
     /// Held-out LFW fold.
     pub test_fold: usize,
-    /// Model, input and schedule of every run.
+    /// Model, input and schedule of every run (its loss and λ_r are set per run).
     pub base: TrainConfig,
-    /// λ_r candidates.
-    pub grid: Vec<f64>,
-    /// Steps of each validation-grid run.
-    pub grid_steps: u64,
+    /// How λ_r is set.
+    pub lambda_r: LambdaPolicy,
     /// Seeds of the A-Softmax pair (the other losses use the first).
     pub seeds: Vec<u64>,
-    /// Main losses to run, in this order (softmax, center, A-Softmax by default); a subset lets
-    /// the ablation be split over several invocations, each with its own report.
+    /// Main losses to run, in this order; a subset splits the ablation over invocations.
     pub losses: Vec<LossKind>,
 }
 
-/// The whole ablation's report.
-#[derive(Debug, Clone, Serialize)]
+/// The report of one ablation invocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AblationReport {
     /// Held-out fold.
     pub test_fold: usize,
-    /// Training steps of every test-fold run.
-    pub steps: u64,
-    /// Training steps of every validation-grid run.
+    /// The configuration every test-fold run shares but for loss, margin, λ_r and seed.
+    pub base: TrainConfig,
+    /// Training steps of every validation-grid run (0 when λ_r was fixed).
     pub grid_steps: u64,
-    /// λ_r chosen per loss on the validation split.
+    /// λ_r per loss.
     pub lambda_choice: Vec<LambdaChoice>,
     /// Every run on the test fold.
     pub runs: Vec<AblationRun>,
@@ -92,150 +120,187 @@ fn validation_split(train: &FaceSet) -> (FaceSet, FaceSet) {
     )
 }
 
-fn run_one(
+/// The validation split as two prepared data sets: the fitting people (train
+/// only) and the validation people with their pairs (evaluation only).
+fn validation_data(data: &PreparedData) -> (PreparedData, PreparedData) {
+    let (fit, val) = validation_split(&data.train);
+    let pairs = make_pairs(&val, 30, 7);
+    let fit = PreparedData {
+        spec: data.spec.clone(),
+        train: Arc::new(fit),
+        eval: FaceSet::default(),
+        pairs: vec![],
+        skipped: vec![],
+    };
+    let val = PreparedData {
+        spec: data.spec.clone(),
+        train: Arc::new(FaceSet::default()),
+        eval: val,
+        pairs,
+        skipped: vec![],
+    };
+    (fit, val)
+}
+
+/// Train (or continue, or only evaluate) one run in `dir`.
+fn resumable_run(
     cfg: &TrainConfig,
-    train_set: &Arc<FaceSet>,
-    eval: &PreparedData,
+    data: &PreparedData,
     dir: &Path,
     progress: bool,
-) -> Result<AblationRun> {
-    let _ = std::fs::remove_file(dir.join(METRICS_FILE));
-    let t = std::time::Instant::now();
-    let out = train(
-        cfg,
-        train_set.clone(),
-        &TrainOptions {
+) -> Result<RunResult> {
+    let ckpt = dir.join(CHECKPOINT_FILE);
+    let resume = match checkpoint::load(&ckpt) {
+        Ok(l) if l.model.cfg == *cfg && l.record.data.as_ref().is_none_or(|d| *d == data.spec) => {
+            eprintln!("{}: continuing from step {}", dir.display(), l.record.step);
+            Some(ckpt)
+        }
+        _ => None,
+    };
+    let opts = TrainOptions {
+        progress,
+        checkpoint_every: 200,
+        resume,
+        ..TrainOptions::new(dir)
+    };
+    train_and_report(&dir.display().to_string(), cfg, data, &opts)
+}
+
+fn ablation_run(fold: usize, r: &RunResult) -> AblationRun {
+    let v = &r.report.verification;
+    AblationRun {
+        fold,
+        loss: r.config.loss,
+        lambda_r: r.config.lambda_r,
+        seed: r.config.seed,
+        accuracy: v.mean_accuracy,
+        accuracy_std: v.std_accuracy,
+        auc: v.auc,
+        sep_mean: r.report.sep.mean,
+        sep_std: r.report.sep.std,
+        decisions: v
+            .pair_correct
+            .iter()
+            .map(|&c| if c { '1' } else { '0' })
+            .collect(),
+        seconds: r.seconds,
+    }
+}
+
+/// Choose λ_r for `cfg`'s loss on the validation split (`fit` trains, `val` verifies).
+fn choose_lambda(
+    cfg: &TrainConfig,
+    candidates: &[f64],
+    steps: u64,
+    (fit, val): (&PreparedData, &PreparedData),
+    out: &Path,
+    progress: bool,
+) -> Result<LambdaChoice> {
+    let mut scores = vec![];
+    for &l in candidates {
+        let c = TrainConfig {
+            lambda_r: l,
+            steps,
+            ..cfg.clone()
+        };
+        let dir = out.join(format!("grid_{:?}_{l}", cfg.loss));
+        let opts = TrainOptions {
             progress,
-            ..TrainOptions::new(dir)
-        },
-    )?;
-    let seconds = t.elapsed().as_secs_f64();
-    let report = evaluate(
-        &out.model,
-        eval,
-        &out.checkpoint,
-        dir,
-        Some(&dir.join(METRICS_FILE)),
-    )?;
-    Ok(AblationRun {
+            ..TrainOptions::new(&dir)
+        };
+        let outcome = crate::train::train(&c, fit, &opts)?;
+        let report = crate::report::evaluate(&outcome.model, val, &outcome.checkpoint, &dir, None)?;
+        let acc = report.verification.mean_accuracy;
+        eprintln!("validation {:?} λ_r {l}: {:.2}%", cfg.loss, 100.0 * acc);
+        scores.push((l, acc));
+    }
+    let chosen = scores
+        .iter()
+        .copied()
+        .fold(
+            (candidates[0], f64::MIN),
+            |b, s| if s.1 > b.1 { s } else { b },
+        )
+        .0;
+    Ok(LambdaChoice {
         loss: cfg.loss,
-        exclusive: cfg.exclusive,
-        seed: cfg.seed,
-        accuracy: report.verification.mean_accuracy,
-        accuracy_std: report.verification.std_accuracy,
-        sep_mean: report.sep.mean,
-        sep_std: report.sep.std,
-        seconds,
+        chosen,
+        grid: scores,
     })
 }
 
-/// Run the ablation on `data`, the LFW protocol's data for `plan.test_fold`.
+/// Run the ablation on `data`, the LFW protocol's data for `plan.test_fold`,
+/// writing each run's folder and `ablation.json` (after every run) under `out`.
 pub fn run(
     data: &PreparedData,
     plan: &AblationPlan,
     out: &Path,
     progress: bool,
 ) -> Result<AblationReport> {
-    let AblationPlan {
-        test_fold,
-        base,
-        grid,
-        grid_steps,
-        seeds,
-        losses,
-    } = plan;
-    let (test_fold, grid_steps) = (*test_fold, *grid_steps);
-    if losses.is_empty() {
+    if plan.losses.is_empty() {
         bail!("--losses needs at least one loss");
     }
-    if seeds.is_empty() {
+    if plan.seeds.is_empty() {
         bail!("--seeds needs at least one seed");
     }
-    if grid.is_empty() || grid.iter().any(|&l| l <= 0.0) {
-        bail!("--grid needs one or more positive λ_r values");
-    }
-    let (fit, val) = validation_split(&data.train);
-    let val_pairs = make_pairs(&val, 30, 7);
-    let val_data = PreparedData {
-        train: FaceSet::default(),
-        eval: val,
-        pairs: val_pairs,
-        skipped: vec![],
+    let grid_steps = match &plan.lambda_r {
+        LambdaPolicy::Fixed(l) if !(*l > 0.0 && l.is_finite()) => {
+            bail!("--lambda-r {l} must be a positive number")
+        }
+        LambdaPolicy::Grid { candidates, .. }
+            if candidates.is_empty() || candidates.iter().any(|&l| l <= 0.0) =>
+        {
+            bail!("--grid needs one or more positive λ_r values")
+        }
+        LambdaPolicy::Fixed(_) => 0,
+        LambdaPolicy::Grid { steps, .. } => *steps,
     };
-    let fit = Arc::new(fit);
-    let full = Arc::new(data.train.clone());
+    let mut validation = None;
     let mut report = AblationReport {
-        test_fold,
-        steps: base.steps,
+        test_fold: plan.test_fold,
+        base: plan.base.clone(),
         grid_steps,
         lambda_choice: vec![],
         runs: vec![],
     };
-    for &loss in losses {
-        let margin = if loss == LossKind::Asoftmax {
-            4.0
+    for &loss in &plan.losses {
+        let cfg = plan.base.with_loss(loss);
+        let choice = match &plan.lambda_r {
+            LambdaPolicy::Fixed(l) => LambdaChoice {
+                loss,
+                chosen: *l,
+                grid: vec![],
+            },
+            LambdaPolicy::Grid { candidates, steps } => {
+                let (fit, val) = validation.get_or_insert_with(|| validation_data(data));
+                choose_lambda(&cfg, candidates, *steps, (fit, val), out, progress)?
+            }
+        };
+        let best = choice.chosen;
+        report.lambda_choice.push(choice);
+        let seeds = if loss == LossKind::Asoftmax {
+            &plan.seeds[..]
         } else {
-            base.margin
+            &plan.seeds[..1]
         };
-        let cfg = TrainConfig {
-            loss,
-            margin,
-            ..base.clone()
-        };
-        let mut scores = vec![];
-        for &l in grid.iter() {
-            let c = TrainConfig {
-                exclusive: l,
-                steps: grid_steps,
-                ..cfg.clone()
-            };
-            let r = run_one(
-                &c,
-                &fit,
-                &val_data,
-                &out.join(format!("grid_{loss:?}_{l}")),
-                progress,
-            )?;
-            eprintln!("validation {loss:?} λ_r {l}: {:.2}%", 100.0 * r.accuracy);
-            scores.push((l, r.accuracy));
-        }
-        let best = scores
-            .iter()
-            .copied()
-            .fold((grid[0], f64::MIN), |b, s| if s.1 > b.1 { s } else { b })
-            .0;
-        report.lambda_choice.push(LambdaChoice {
-            loss,
-            chosen: best,
-            grid: scores,
-        });
-        let loss_seeds: &[u64] = if loss == LossKind::Asoftmax {
-            seeds
-        } else {
-            &seeds[..1]
-        };
-        for &seed in loss_seeds {
+        for &seed in seeds {
             for l in [0.0, best] {
                 let c = TrainConfig {
-                    exclusive: l,
+                    lambda_r: l,
                     seed,
                     ..cfg.clone()
                 };
-                let r = run_one(
-                    &c,
-                    &full,
-                    data,
-                    &out.join(format!("{loss:?}_lr{l}_seed{seed}")),
-                    progress,
-                )?;
+                let dir = out.join(format!("{loss:?}_lr{l}_seed{seed}"));
+                let r = ablation_run(plan.test_fold, &resumable_run(&c, data, &dir, progress)?);
                 eprintln!(
-                    "test fold {test_fold}: {loss:?} λ_r {l} seed {seed}: {:.2}% Sep {:.3}",
+                    "test fold {}: {loss:?} λ_r {l} seed {seed}: {:.2}% Sep {:.3}",
+                    plan.test_fold,
                     100.0 * r.accuracy,
                     r.sep_mean
                 );
                 report.runs.push(r);
                 nn::checkpoint::write_atomic(
-                    &out.join("ablation.json"),
+                    &out.join(ABLATION_FILE),
                     serde_json::to_string_pretty(&report)?.as_bytes(),
                 )?;
             }

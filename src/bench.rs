@@ -10,7 +10,6 @@ use crate::model::FaceModel;
 use anyhow::{bail, Context, Result};
 use autograd::{no_grad, Var};
 use facelosses::exclusive_regularizer;
-use nn::optim::Optimizer;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use tensor::{Rng, Tensor};
@@ -22,8 +21,8 @@ pub struct BenchResult {
     pub workload: String,
     /// What the numbers count: `img_per_s`, `gflops` or `seconds`.
     pub unit: String,
-    /// Median over the timed steps (img/s, GFLOP/s, or seconds).
-    pub img_per_s: f64,
+    /// Median over the timed steps, in `unit`.
+    pub median: f64,
     /// Minimum.
     pub min: f64,
     /// Maximum.
@@ -74,7 +73,7 @@ fn result(workload: &str, unit: &str, values: Vec<f64>, detail: String) -> Bench
     BenchResult {
         workload: workload.into(),
         unit: unit.into(),
-        img_per_s: med,
+        median: med,
         min,
         max,
         steps,
@@ -86,8 +85,7 @@ fn result(workload: &str, unit: &str, values: Vec<f64>, detail: String) -> Bench
 /// Timed training steps of one configuration: img/s per step.
 fn train_steps(cfg: &TrainConfig, classes: usize, warmup: usize, steps: usize) -> Result<Vec<f64>> {
     let mut model = FaceModel::new(cfg, classes)?;
-    let mut opt = Optimizer::sgd(model.parameters(), 0.01, 0.9, 5e-4);
-    opt.exempt_biases_and_prelu();
+    let mut opt = model.optimizer();
     let mut rng = Rng::new(7);
     let (c, h, w) = cfg.input;
     let mut rates = vec![];
@@ -95,11 +93,9 @@ fn train_steps(cfg: &TrainConfig, classes: usize, warmup: usize, steps: usize) -
         let x = Tensor::<f32>::rand_normal(&[cfg.batch, c, h, w], 0.0, 1.0, &mut rng);
         let labels: Vec<usize> = (0..cfg.batch).map(|_| rng.below(classes)).collect();
         let t = Instant::now();
-        let (loss, _, _) = model.loss(&x, &labels, i as u64);
-        loss.backward()?;
-        drop(loss);
-        opt.step();
-        model.parameters().iter().for_each(|(_, p)| p.zero_grad());
+        model
+            .train_step(&mut opt, &x, &labels, i as u64)
+            .map_err(|d| anyhow::anyhow!("benchmark step {i} diverged: {:?}", d.0))?;
         if i >= warmup {
             rates.push(cfg.batch as f64 / t.elapsed().as_secs_f64());
         }
@@ -107,15 +103,16 @@ fn train_steps(cfg: &TrainConfig, classes: usize, warmup: usize, steps: usize) -
     Ok(rates)
 }
 
-fn sphere(depth: ModelKind, batch: usize, exclusive: f64) -> TrainConfig {
+/// SphereFace-N at the paper's 3x112x96 with A-Softmax (m = 4), learning
+/// rate 0.01 (the step's cost does not depend on it).
+fn sphere(depth: ModelKind, batch: usize, lambda_r: f64) -> TrainConfig {
     TrainConfig {
         model: depth,
-        loss: LossKind::Asoftmax,
-        exclusive,
+        lambda_r,
         input: (3, 112, 96),
-        feature_dim: 512,
         batch,
-        ..TrainConfig::default()
+        lr: 0.01,
+        ..TrainConfig::DEFAULT.with_loss(LossKind::Asoftmax)
     }
 }
 
@@ -124,11 +121,11 @@ fn sphere(depth: ModelKind, batch: usize, exclusive: f64) -> TrainConfig {
 fn lenetpp(batch: usize) -> TrainConfig {
     TrainConfig {
         model: ModelKind::Lenetpp,
-        loss: LossKind::Softmax,
         input: (1, 28, 28),
         feature_dim: 2,
         batch,
-        ..TrainConfig::default()
+        lr: 0.01,
+        ..TrainConfig::DEFAULT.with_loss(LossKind::Softmax)
     }
 }
 
@@ -173,9 +170,9 @@ pub fn run_one(name: &str, quick: bool) -> Result<Vec<BenchResult>> {
         }
         "sphere20_train_b32" | "sphere20_train_b8" | "sphere20_train_exclusive_b32" => {
             let batch = b(if name.ends_with("b8") { 8 } else { 32 }, 2);
-            let excl = if name.contains("exclusive") { 1.0 } else { 0.0 };
+            let lambda_r = if name.contains("exclusive") { 1.0 } else { 0.0 };
             let rates = train_steps(
-                &sphere(ModelKind::Sphereface20, batch, excl),
+                &sphere(ModelKind::Sphereface20, batch, lambda_r),
                 10_572,
                 warm,
                 steps,
@@ -186,7 +183,11 @@ pub fn run_one(name: &str, quick: bool) -> Result<Vec<BenchResult>> {
                 rates,
                 format!(
                     "SphereFace-20 3x112x96, batch {batch}, C 10572, A-Softmax m=4{}",
-                    if excl > 0.0 { ", exclusive λ_r=1" } else { "" }
+                    if lambda_r > 0.0 {
+                        ", exclusive λ_r=1"
+                    } else {
+                        ""
+                    }
                 ),
             )]
         }
@@ -302,23 +303,11 @@ pub fn run_all(selected: &[String], quick: bool) -> Result<Vec<BenchResult>> {
     Ok(all)
 }
 
-/// The conditions line printed above the table.
+/// The conditions line printed above the table: the back end, then the timing.
 pub fn conditions(quick: bool) -> String {
     format!(
-        "threads {} (rayon), cpu {}, conv: {}, {} build, target-cpu {}, {}",
-        rayon::current_num_threads(),
-        tensor::simd::cpu_features(),
-        tensor::conv::algorithm(),
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        },
-        if cfg!(target_feature = "avx2") {
-            "native"
-        } else {
-            "generic (kernels dispatched at run time)"
-        },
+        "{}, {}",
+        tensor::backend::describe(),
         if quick {
             "QUICK smoke setting (not a measurement)"
         } else {
@@ -330,9 +319,9 @@ pub fn conditions(quick: bool) -> String {
 /// Where one SphereFace-20 training step (batch 32, C = 10,572, A-Softmax)
 /// spends its time: forward, backward and optimiser wall time, and the kernel
 /// sections of `tensor::profile`. One warm-up step first.
-pub fn profile_step(quick: bool, exclusive: f64) -> Result<Vec<(String, f64)>> {
+pub fn profile_step(quick: bool, lambda_r: f64) -> Result<Vec<(String, f64)>> {
     let batch = if quick { 2 } else { 32 };
-    profile_config(&sphere(ModelKind::Sphereface20, batch, exclusive), 10_572)
+    profile_config(&sphere(ModelKind::Sphereface20, batch, lambda_r), 10_572)
 }
 
 /// The same breakdown for LeNet++ at batch 128 (8 with `quick`), 10 classes.
@@ -344,7 +333,7 @@ fn profile_config(cfg: &TrainConfig, classes: usize) -> Result<Vec<(String, f64)
     use tensor::profile;
     let (batch, (c, h, w)) = (cfg.batch, cfg.input);
     let mut model = FaceModel::new(cfg, classes)?;
-    let mut opt = Optimizer::sgd(model.parameters(), 0.01, 0.9, 5e-4);
+    let mut opt = model.optimizer();
     let mut rng = Rng::new(7);
     let mut rows = vec![];
     for step in 0..2 {

@@ -9,37 +9,65 @@ use crate::data::{FaceSet, Pair};
 use autograd::{no_grad, Var};
 use nn::Module;
 use serde::Serialize;
+use tensor::Tensor;
 
-/// Features of every image of `set`: `[f(x), f(mirror(x))]`, row-major `len x 2d`.
-pub fn embed(backbone: &dyn Module<f32>, set: &FaceSet, batch: usize) -> Vec<Vec<f32>> {
+/// Features `[len, d]` of every image of `set`, mirrored where `flip` says,
+/// in batches of `batch`, with the backbone in inference mode.
+pub fn features(
+    backbone: &dyn Module<f32>,
+    set: &FaceSet,
+    batch: usize,
+    flip: bool,
+) -> Tensor<f32> {
     backbone.set_training(false);
-    let mut out = Vec::with_capacity(set.len());
-    for start in (0..set.len()).step_by(batch.max(1)) {
-        let idx: Vec<usize> = (start..(start + batch).min(set.len())).collect();
-        let plain = no_grad(|| {
-            backbone.forward(&Var::constant(to_tensor(
-                set,
-                &idx,
-                &vec![false; idx.len()],
-            )))
+    let rows: Vec<Tensor<f32>> = (0..set.len())
+        .step_by(batch.max(1))
+        .map(|start| {
+            let idx: Vec<usize> = (start..(start + batch).min(set.len())).collect();
+            let x = Var::constant(to_tensor(set, &idx, &vec![flip; idx.len()]));
+            no_grad(|| backbone.forward(&x)).value().clone()
         })
-        .value()
-        .clone();
-        let flipped = no_grad(|| {
-            backbone.forward(&Var::constant(to_tensor(set, &idx, &vec![true; idx.len()])))
-        })
-        .value()
-        .clone();
-        let d = plain.shape()[1];
-        let (p, f) = (plain.to_vec(), flipped.to_vec());
-        for k in 0..idx.len() {
-            let mut v = p[k * d..(k + 1) * d].to_vec();
-            v.extend_from_slice(&f[k * d..(k + 1) * d]);
-            out.push(v);
-        }
-    }
+        .collect();
     backbone.set_training(true);
-    out
+    Tensor::concat(&rows.iter().collect::<Vec<_>>(), 0)
+}
+
+/// Verification features of every image of `set`: `[f(x), f(mirror(x))]`, one row per image.
+pub fn embed(backbone: &dyn Module<f32>, set: &FaceSet, batch: usize) -> Vec<Vec<f32>> {
+    if set.is_empty() {
+        return vec![];
+    }
+    let (plain, flipped) = (
+        features(backbone, set, batch, false),
+        features(backbone, set, batch, true),
+    );
+    let d = plain.shape()[1];
+    let (p, f) = (plain.to_vec(), flipped.to_vec());
+    (0..set.len())
+        .map(|k| [&p[k * d..(k + 1) * d], &f[k * d..(k + 1) * d]].concat())
+        .collect()
+}
+
+/// The plain-cosine threshold (no mean subtraction) with the best accuracy on
+/// `pairs` of `set`: what `verify` compares with. Only the images the pairs
+/// name are embedded.
+pub fn fit_plain_threshold(backbone: &dyn Module<f32>, set: &FaceSet, pairs: &[Pair]) -> f64 {
+    let mut used: Vec<usize> = pairs.iter().flat_map(|p| [p.a, p.b]).collect();
+    used.sort_unstable();
+    used.dedup();
+    let mut subset = FaceSet::empty(set.channels, set.height, set.width);
+    subset.class_names = set.class_names.clone();
+    for &i in &used {
+        subset.push(set.image(i), set.labels[i], set.sources[i].clone());
+    }
+    let features = embed(backbone, &subset, 32);
+    let row = |i: usize| &features[used.binary_search(&i).expect("embedded")];
+    let zero = vec![0.0; features.first().map_or(0, |f| f.len())];
+    let scored: Vec<(f64, bool)> = pairs
+        .iter()
+        .map(|p| (cosine(row(p.a), row(p.b), &zero), p.same))
+        .collect();
+    best_threshold(&scored).0
 }
 
 /// Cosine of two vectors after subtracting `mean` from both.
@@ -107,8 +135,12 @@ pub struct Verification {
     pub tar_at_far_1e3: f64,
     /// ROC points (FAR, TAR), from the strictest threshold to the loosest.
     pub roc: Vec<(f64, f64)>,
-    /// Best threshold on plain cosine (no mean subtraction) over all pairs: what `verify` uses.
+    /// Best threshold on plain cosine (no mean subtraction) over all pairs.
     pub plain_threshold: f64,
+    /// Whether each pair (in the order given) was decided correctly by its
+    /// fold's threshold: the per-pair outcomes a paired (McNemar) test compares.
+    #[serde(skip)]
+    pub pair_correct: Vec<bool>,
 }
 
 fn mean_of(features: &[Vec<f32>], pairs: &[&Pair]) -> Vec<f64> {
@@ -137,6 +169,7 @@ pub fn verify_folds(features: &[Vec<f32>], pairs: &[Pair]) -> Verification {
         f
     };
     let mut test_scores: Vec<(f64, bool)> = vec![];
+    let mut pair_correct = vec![false; pairs.len()];
     let (mut accs, mut thrs) = (vec![], vec![]);
     for &k in &folds {
         let train: Vec<&Pair> = pairs.iter().filter(|p| p.fold != k).collect();
@@ -145,6 +178,10 @@ pub fn verify_folds(features: &[Vec<f32>], pairs: &[Pair]) -> Verification {
         let score = |p: &&Pair| (cosine(&features[p.a], &features[p.b], &mean), p.same);
         let (thr, _) = best_threshold(&train.iter().map(score).collect::<Vec<_>>());
         let test_scored: Vec<(f64, bool)> = test.iter().map(score).collect();
+        let in_fold = (0..pairs.len()).filter(|&i| pairs[i].fold == k);
+        for (i, (s, same)) in in_fold.zip(&test_scored) {
+            pair_correct[i] = (*s > thr) == *same;
+        }
         let acc = test_scored
             .iter()
             .filter(|(s, same)| (*s > thr) == *same)
@@ -177,6 +214,7 @@ pub fn verify_folds(features: &[Vec<f32>], pairs: &[Pair]) -> Verification {
         tar_at_far_1e3: tar_at_far(&roc, 1e-3),
         roc,
         plain_threshold: best_threshold(&plain).0,
+        pair_correct,
     }
 }
 

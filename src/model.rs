@@ -1,13 +1,16 @@
 //! What a run trains: the backbone, the classifier head and the losses, built
-//! from a [`TrainConfig`], and their checkpoint layout.
+//! from a [`TrainConfig`], and [`FaceModel::train_step`], the one training step
+//! that `train` and `bench` both run. The checkpoint layout is in the
+//! `checkpoint` module.
 
 use crate::config::{LossKind, ModelKind, TrainConfig};
 use anyhow::{bail, Result};
 use autograd::{Param, Var};
 use facelosses::{
-    arcface_loss, cosface_loss, exclusive_regularizer, nearest_neighbours, softmax_loss, ASoftmax,
-    CenterLoss, NearestNeighbours, SeparabilityStats,
+    arcface_loss, cosface_loss, nearest_neighbours, softmax_loss, ASoftmax, CenterLoss,
+    ExclusiveRegularizer, SeparabilityStats,
 };
+use nn::optim::Optimizer;
 use nn::{LeNetPlusPlus, Module, SphereFace, SphereFaceConfig};
 use tensor::{Rng, Tensor};
 
@@ -38,11 +41,23 @@ pub struct LossTerms {
     pub main: f64,
     /// The center-loss term alone (0 unless center loss).
     pub center: f64,
-    /// λ_r · L_r (0 when the regularizer is off).
-    pub exclusive: f64,
+    /// The regularizer's term λ_r · L_r (0 when it is off).
+    pub regularizer: f64,
     /// Their sum, what backward starts from.
     pub total: f64,
 }
+
+/// What one training step leaves for logging.
+pub struct StepOutput {
+    /// The loss terms.
+    pub terms: LossTerms,
+    /// The batch's features `[B, feature_dim]` (before the update).
+    pub features: Tensor<f32>,
+}
+
+/// A step whose loss was not finite: nothing was updated.
+#[derive(Debug, Clone, Copy)]
+pub struct Diverged(pub LossTerms);
 
 /// Backbone plus classifier head and loss state.
 pub struct FaceModel {
@@ -56,10 +71,10 @@ pub struct FaceModel {
     pub bias: Option<Param<f32>>,
     /// Center loss state (center loss only).
     pub center: Option<CenterLoss<f32>>,
-    /// A-Softmax with its λ schedule (A-Softmax only).
+    /// A-Softmax with its λ schedule and counter (A-Softmax only).
     pub asoftmax: Option<ASoftmax>,
-    /// Nearest neighbours cached between refreshes (exclusive regularizer).
-    pub cached_neighbours: Option<NearestNeighbours<f32>>,
+    /// The exclusive regularizer with its held neighbours (λ_r > 0 only).
+    pub exclusive: Option<ExclusiveRegularizer>,
 }
 
 impl FaceModel {
@@ -78,10 +93,18 @@ impl FaceModel {
         let asoftmax = match cfg.loss {
             LossKind::Asoftmax => {
                 let mut a = ASoftmax::new(cfg.margin as u32).map_err(anyhow::Error::msg)?;
-                a.schedule = cfg.lambda_schedule();
+                a.schedule = cfg.lambda_schedule;
                 Some(a)
             }
             _ => None,
+        };
+        let exclusive = if cfg.lambda_r > 0.0 {
+            Some(
+                ExclusiveRegularizer::new(cfg.lambda_r, cfg.exclusive_refresh)
+                    .map_err(anyhow::Error::msg)?,
+            )
+        } else {
+            None
         };
         Ok(FaceModel {
             cfg: cfg.clone(),
@@ -91,7 +114,7 @@ impl FaceModel {
             center: (cfg.loss == LossKind::Center)
                 .then(|| CenterLoss::new(classes, cfg.feature_dim, cfg.center_alpha as f32)),
             asoftmax,
-            cached_neighbours: None,
+            exclusive,
         })
     }
 
@@ -115,6 +138,16 @@ impl FaceModel {
         p
     }
 
+    /// The run's optimiser: SGD with the configuration's rate, momentum and
+    /// weight decay, biases and PReLU slopes exempt from decay (SphereFace's
+    /// Caffe recipe).
+    pub fn optimizer(&self) -> Optimizer<f32> {
+        let cfg = &self.cfg;
+        let mut opt = Optimizer::sgd(self.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay);
+        opt.exempt_biases_and_prelu();
+        opt
+    }
+
     /// Forward and loss of one batch at training step `step` (0-based).
     /// Returns the loss to backpropagate, its terms, and the features.
     pub fn loss(
@@ -126,28 +159,20 @@ impl FaceModel {
         let feats = self.backbone.forward(&Var::constant(images.clone()));
         let w = self.classifier.var();
         let cfg = &self.cfg;
-        let mut center_term = None;
+        let bias = self.bias.as_ref().map(|b| b.var());
+        let scalar = |v: &Var<f32>| v.value().item().expect("scalar") as f64;
+        let mut terms = LossTerms::default();
         let main = match cfg.loss {
-            LossKind::Softmax => softmax_loss(
-                &feats,
-                &w,
-                self.bias.as_ref().map(|b| b.var()).as_ref(),
-                labels,
-            ),
+            LossKind::Softmax => softmax_loss(&feats, &w, bias.as_ref(), labels),
             LossKind::Center => {
-                let ce = softmax_loss(
-                    &feats,
-                    &w,
-                    self.bias.as_ref().map(|b| b.var()).as_ref(),
-                    labels,
-                );
+                let ce = softmax_loss(&feats, &w, bias.as_ref(), labels);
                 let c = self
                     .center
                     .as_ref()
                     .expect("center state")
                     .loss(&feats, labels)
                     .mul_scalar(cfg.center_weight as f32);
-                center_term = Some(c.value().item().expect("scalar") as f64);
+                terms.center = scalar(&c);
                 ce.add(&c)
             }
             LossKind::Asoftmax => self
@@ -158,47 +183,43 @@ impl FaceModel {
             LossKind::Cosface => cosface_loss(&feats, &w, labels, cfg.scale, cfg.margin),
             LossKind::Arcface => arcface_loss(&feats, &w, labels, cfg.scale, cfg.margin),
         };
-        let mut terms = LossTerms {
-            main: main.value().item().expect("scalar") as f64,
-            center: center_term.unwrap_or(0.0),
-            ..Default::default()
+        terms.main = scalar(&main);
+        let total = match &mut self.exclusive {
+            Some(reg) => {
+                let term = reg.forward(&w, step);
+                terms.regularizer = scalar(&term);
+                main.add(&term)
+            }
+            None => main,
         };
-        let total = if cfg.exclusive > 0.0 {
-            let reg = self.exclusive_term(&w, step);
-            terms.exclusive = reg.value().item().expect("scalar") as f64;
-            main.add(&reg)
-        } else {
-            main
-        };
-        terms.total = total.value().item().expect("scalar") as f64;
+        terms.total = scalar(&total);
         (total, terms, feats)
     }
 
-    /// `λ_r · L_r(W)`. With a refresh interval k > 1 the nearest neighbours are
-    /// recomputed only every k steps and held fixed in between (cheaper forward);
-    /// k = 1 is the exact regularizer.
-    fn exclusive_term(&mut self, w: &Var<f32>, step: u64) -> Var<f32> {
-        let lambda = self.cfg.exclusive as f32;
-        let k = self.cfg.exclusive_refresh.max(1);
-        if k == 1 || self.cached_neighbours.is_none() || step.is_multiple_of(k) {
-            let (reg, nn) = exclusive_regularizer(w);
-            self.cached_neighbours = Some(nn);
-            return reg.mul_scalar(lambda);
+    /// One training step on a batch: forward and loss, backward, the optimiser's
+    /// update at its current rate, gradients cleared, center loss's centers
+    /// moved. A loss that is not finite stops before anything is updated.
+    pub fn train_step(
+        &mut self,
+        opt: &mut Optimizer<f32>,
+        images: &Tensor<f32>,
+        labels: &[usize],
+        step: u64,
+    ) -> Result<StepOutput, Diverged> {
+        let (loss, terms, feats) = self.loss(images, labels, step);
+        if !terms.total.is_finite() {
+            return Err(Diverged(terms));
         }
-        let nearest = &self.cached_neighbours.as_ref().expect("cached").nearest;
-        // With n(i) fixed, L_r = (1/C) Σ_i cos(W_i, W_n(i)), as graph ops.
-        let hat = w.l2_normalize(1, 1e-12);
-        let partner = hat.index_select(nearest);
-        hat.mul(&partner)
-            .sum()
-            .mul_scalar(lambda / self.classes() as f32)
-    }
-
-    /// Update center-loss centers from this step's features (center loss only).
-    pub fn after_step(&mut self, feats: &Tensor<f32>, labels: &[usize]) {
+        loss.backward()
+            .expect("the loss is a scalar of the parameters");
+        drop(loss);
+        opt.step();
+        self.parameters().iter().for_each(|(_, p)| p.zero_grad());
+        let features = feats.value().clone();
         if let Some(c) = &mut self.center {
-            c.update_centers(feats, labels);
+            c.update_centers(&features, labels);
         }
+        Ok(StepOutput { terms, features })
     }
 
     /// Sep_i statistics of the classifier (20 histogram bins over [-1, 1]).
@@ -218,17 +239,5 @@ impl FaceModel {
             .matmul(&self.classifier.value().l2_normalize(1, 1e-12).t());
         let pred = cos.argmax_axis(1);
         pred.iter().zip(labels).filter(|(p, l)| p == l).count() as f64 / labels.len().max(1) as f64
-    }
-
-    /// Named tensors to checkpoint besides the backbone: head, centers.
-    pub fn head_state(&self) -> Vec<(String, Tensor<f32>)> {
-        let mut v = vec![("head.weight".to_string(), self.classifier.value().clone())];
-        if let Some(b) = &self.bias {
-            v.push(("head.bias".into(), b.value().clone()));
-        }
-        if let Some(c) = &self.center {
-            v.push(("head.centers".into(), c.centers.clone()));
-        }
-        v
     }
 }

@@ -4,7 +4,7 @@
 //! one redrawn line is all a training run needs, and it keeps the dependency
 //! tree small.
 
-use crate::train::MetricsLine;
+use crate::metrics::MetricsLine;
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
 

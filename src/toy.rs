@@ -4,15 +4,14 @@
 //! picture of the normalised test features on the unit sphere.
 
 use crate::config::{LossKind, ModelKind, TrainConfig};
-use crate::data::loader::to_tensor;
-use crate::data::{mnist, FaceSet};
-use crate::model::FaceModel;
-use crate::train::{train, TrainOptions};
-use anyhow::Result;
-use autograd::{no_grad, Var};
+use crate::data::source::{prepare, DataSpec};
+use crate::data::synthetic::make_pairs;
+use crate::eval::features;
+use crate::experiment::train_and_report;
+use crate::train::TrainOptions;
+use anyhow::{bail, Result};
 use serde::Serialize;
 use std::path::Path;
-use std::sync::Arc;
 use tensor::Tensor;
 
 /// One of the three runs.
@@ -47,28 +46,6 @@ pub const DIGIT_COLOURS: [[u8; 3]; 10] = [
     [188, 189, 34],
     [23, 190, 207],
 ];
-
-/// Features of every image of `set` (no mirroring: digits are not symmetric).
-fn features(model: &FaceModel, set: &FaceSet) -> Tensor<f32> {
-    model.backbone.set_training(false);
-    let rows: Vec<Tensor<f32>> = (0..set.len())
-        .step_by(500)
-        .map(|s| {
-            let idx: Vec<usize> = (s..(s + 500).min(set.len())).collect();
-            no_grad(|| {
-                model.backbone.forward(&Var::constant(to_tensor(
-                    set,
-                    &idx,
-                    &vec![false; idx.len()],
-                )))
-            })
-            .value()
-            .clone()
-        })
-        .collect();
-    model.backbone.set_training(true);
-    Tensor::concat(&rows.iter().collect::<Vec<_>>(), 0)
-}
 
 /// Render unit 3-d `points` (coloured by `labels`) and class `directions` on a sphere,
 /// seen from a fixed oblique direction; the far hemisphere is faded.
@@ -160,75 +137,64 @@ pub fn run(
     test_images: usize,
     progress: bool,
 ) -> Result<Vec<ToyResult>> {
-    let train_set = Arc::new(mnist::load(dir, "train")?);
-    let mut test_set = mnist::load(dir, "t10k")?;
-    let keep = test_images.clamp(1, test_set.len());
+    if !(lambda_r > 0.0 && lambda_r.is_finite()) {
+        bail!("--exclusive {lambda_r} must be positive (it is the λ_r of the regularised run)");
+    }
+    let input = (1, 28, 28);
+    let mut data = prepare(&DataSpec::Mnist { root: dir.into() }, input)?;
+    let keep = test_images.clamp(1, data.eval.len());
+    let test_set = &mut data.eval;
     test_set.pixels.truncate(keep * test_set.image_len());
     test_set.labels.truncate(keep);
     test_set.sources.truncate(keep);
-    let base = TrainConfig {
+    data.pairs = make_pairs(&data.eval, 30, 1);
+    let softmax = TrainConfig {
         model: ModelKind::Lenetpp,
         loss: LossKind::Softmax,
-        input: (1, 28, 28),
+        input,
         feature_dim: 3,
         steps,
         batch: 128,
         lr: 0.01,
         seed,
         flip: false,
-        ..TrainConfig::default()
+        ..TrainConfig::DEFAULT
     };
+    let asoftmax = softmax.with_loss(LossKind::Asoftmax);
     let runs = [
-        ("softmax", TrainConfig { ..base.clone() }),
-        (
-            "asoftmax",
-            TrainConfig {
-                loss: LossKind::Asoftmax,
-                margin: 4.0,
-                ..base.clone()
-            },
-        ),
+        ("softmax", softmax.clone()),
+        ("asoftmax", asoftmax.clone()),
         (
             "asoftmax_exclusive",
             TrainConfig {
-                loss: LossKind::Asoftmax,
-                margin: 4.0,
-                exclusive: lambda_r,
-                ..base.clone()
+                lambda_r,
+                ..asoftmax
             },
         ),
     ];
     let mut results = vec![];
     for (name, cfg) in runs {
-        let run_dir = out.join(name);
-        let _ = std::fs::remove_file(run_dir.join(crate::train::METRICS_FILE));
-        let t = std::time::Instant::now();
-        let outcome = train(
-            &cfg,
-            train_set.clone(),
-            &TrainOptions {
-                progress,
-                log_every: 25,
-                ..TrainOptions::new(&run_dir)
-            },
-        )?;
-        let seconds = t.elapsed().as_secs_f64();
-        let feats = features(&outcome.model, &test_set);
-        let sep = outcome.model.separability();
+        let opts = TrainOptions {
+            progress,
+            log_every: 25,
+            ..TrainOptions::new(&out.join(name))
+        };
+        let run = train_and_report(name, &cfg, &data, &opts)?;
+        let feats = features(run.model.backbone.as_ref(), &data.eval, 500, false);
         let picture = out.join(format!("{name}_sphere.png"));
         render_sphere(
             &picture,
             &feats,
-            &test_set.labels,
-            &outcome.model.classifier.value(),
+            &data.eval.labels,
+            &run.model.classifier.value(),
         )?;
         results.push(ToyResult {
             run: name.into(),
             config: cfg,
-            test_accuracy: outcome.model.accuracy(&feats, &test_set.labels),
-            sep_mean: sep.mean,
-            sep_std: sep.std,
-            seconds,
+            test_accuracy: run.model.accuracy(&feats, &data.eval.labels),
+            sep_mean: run.report.sep.mean,
+            sep_std: run.report.sep.std,
+            seconds: run.seconds,
             picture: picture.display().to_string(),
         });
     }

@@ -112,6 +112,12 @@ fn error_paths_print_one_clear_line() {
             && err.contains("was trained with a different configuration"),
         "{err}"
     );
+    // `info` names the back end, for bug reports
+    let (ok, stdout, _) = regularface(&["info"]);
+    assert!(
+        ok && stdout.contains("threads") && stdout.contains("f32 GEMM"),
+        "{stdout}"
+    );
     // clap's own errors for unknown values are one line too
     let (ok, _, err) = regularface(&["train", "--model", "resnet"]);
     assert!(!ok && err.contains("invalid value 'resnet'"), "{err}");
@@ -150,7 +156,8 @@ fn compare_train_embed_and_verify_end_to_end() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("compare.json")).unwrap()).unwrap();
     assert_eq!(report["runs"].as_array().unwrap().len(), 2);
-    assert_eq!(report["runs"][1]["exclusive"], 1.0);
+    assert_eq!(report["runs"][1]["lambda_r"], 1.0);
+    assert_eq!(report["lambda_r"], 1.0);
 
     // embed and verify with the trained checkpoint on two images written to disk
     let ckpt = dir.join("baseline").join("checkpoint.safetensors");
@@ -274,8 +281,80 @@ fn lfw_ablation_smoke_when_lfw_is_present() {
         "{stdout}"
     );
     assert_eq!(
-        (report["steps"].as_u64(), report["grid_steps"].as_u64()),
+        (
+            report["base"]["steps"].as_u64(),
+            report["grid_steps"].as_u64()
+        ),
         (Some(2), Some(1))
+    );
+    let run = &report["runs"][0];
+    assert_eq!(run["fold"], 3);
+    assert!(run["auc"].as_f64().is_some());
+    assert_eq!(
+        run["decisions"].as_str().unwrap().len(),
+        600,
+        "one per test pair"
+    );
+
+    // λ_r fixed in advance: no grid; a repeated invocation only evaluates the finished runs.
+    let fixed_out = out.join("fixed");
+    let fixed = [
+        "ablation",
+        "--lfw",
+        lfw.to_str().unwrap(),
+        "--fold",
+        "3",
+        "--steps",
+        "2",
+        "--height",
+        "32",
+        "--width",
+        "32",
+        "--feature-dim",
+        "16",
+        "--quiet",
+        "--out",
+        fixed_out.to_str().unwrap(),
+        "--lambda-r",
+        "2",
+        "--losses",
+        "asoftmax",
+        "--seeds",
+        "1",
+    ];
+    let (ok, first, err) = regularface(&fixed);
+    assert!(ok, "{err}");
+    let (ok, again, err) = regularface(&fixed);
+    assert!(
+        ok && err.matches("continuing from step 2").count() == 2,
+        "{err}"
+    );
+    assert_eq!(first, again, "the same report from the finished runs");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixed_out.join("ablation.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["lambda_choice"][0]["chosen"], 2.0);
+    assert_eq!(
+        report["lambda_choice"][0]["grid"].as_array().unwrap().len(),
+        0
+    );
+
+    // eval refuses a fold whose pairs were among the model's training people
+    let ckpt = fixed_out.join("Asoftmax_lr0_seed1/checkpoint.safetensors");
+    let (ok, _, err) = regularface(&[
+        "eval",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--lfw",
+        lfw.to_str().unwrap(),
+        "--fold",
+        "4",
+        "--out",
+        out.join("eval").to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("held out") && err.contains("--fold 3"),
+        "{err}"
     );
 
     // A subset of the losses, as when the ablation is split over invocations.

@@ -223,14 +223,14 @@ fn fuzz_checkpoints_and_config() {
     fuzz("checkpoint", vec![seed], |d| {
         if let Ok(ck) = nn::checkpoint::from_bytes::<f32>(d, Path::new("fuzz.safetensors")) {
             if let Some(c) = ck.metadata.get("regularface.config") {
-                if let Ok(cfg) = serde_json::from_str::<TrainConfig>(c) {
+                if let Ok(cfg) = TrainConfig::from_json(c) {
                     let _ = cfg.validate();
                 }
             }
         }
     });
     fuzz("config", corpus("config", vec![]), |d| {
-        if let Ok(cfg) = serde_json::from_slice::<TrainConfig>(d) {
+        if let Ok(cfg) = TrainConfig::from_json(&String::from_utf8_lossy(d)) {
             let _ = cfg.validate();
         }
     });

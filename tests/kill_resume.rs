@@ -1,6 +1,7 @@
 //! Crash safety: a training process killed with SIGKILL at arbitrary moments
 //! (also while a checkpoint is being written) and resumed with `--resume`
-//! ends with weights bit-identical to an uninterrupted run.
+//! ends with every tensor (weights, head, optimiser state) bit-identical to an
+//! uninterrupted run, with the exact regularizer and with the refreshing one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,9 +35,10 @@ const FLAGS: &[&str] = &[
     "2",
 ];
 
-fn command(out: &Path, resume: Option<&Path>) -> Command {
+fn command(out: &Path, refresh: u64, resume: Option<&Path>) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_regularface"));
     c.args(FLAGS)
+        .args(["--exclusive-refresh", &refresh.to_string()])
         .arg("--out")
         .arg(out)
         .stdout(Stdio::null())
@@ -47,14 +49,17 @@ fn command(out: &Path, resume: Option<&Path>) -> Command {
     c
 }
 
-/// Every tensor of a checkpoint, as raw values.
-fn weights(path: &Path) -> BTreeMap<String, Vec<f32>> {
+/// Every tensor of a checkpoint as bits (so -0.0 and 0.0 differ), and the
+/// regularizer's held neighbours.
+fn state(path: &Path) -> (BTreeMap<String, Vec<u32>>, Option<String>) {
     let ck = nn::checkpoint::load::<f32>(path).expect("a complete, valid checkpoint");
-    ck.tensors
+    let cache = ck.metadata.get("regularface.exclusive_cache").cloned();
+    let tensors = ck
+        .tensors
         .into_iter()
-        .filter(|(k, _)| k.starts_with("backbone.") || k.starts_with("head."))
-        .map(|(k, v)| (k, v.to_vec()))
-        .collect()
+        .map(|(k, v)| (k, v.to_vec().iter().map(|x| x.to_bits()).collect()))
+        .collect();
+    (tensors, cache)
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -64,15 +69,29 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 #[test]
-fn killed_and_resumed_runs_end_bit_identical() {
-    let reference = scratch("reference");
-    assert!(command(&reference, None).status().unwrap().success());
-    let want = weights(&reference.join("checkpoint.safetensors"));
+fn killed_and_resumed_runs_end_bit_identical_exact_regularizer() {
+    killed_and_resumed(1);
+}
+
+#[test]
+fn killed_and_resumed_runs_end_bit_identical_refreshing_regularizer() {
+    killed_and_resumed(5);
+}
+
+fn killed_and_resumed(refresh: u64) {
+    let reference = scratch(&format!("reference{refresh}"));
+    assert!(command(&reference, refresh, None)
+        .status()
+        .unwrap()
+        .success());
+    let want = state(&reference.join("checkpoint.safetensors"));
+    assert!(want.0.keys().any(|k| k.starts_with("optim.")));
+    assert_eq!(want.1.is_some(), refresh > 1, "held neighbours are saved");
 
     let mut interrupted_mid_run = 0;
     for (i, delay_ms) in [150u64, 300, 450, 600, 800].into_iter().enumerate() {
-        let dir = scratch(&format!("killed{i}"));
-        let mut child = command(&dir, None).spawn().unwrap();
+        let dir = scratch(&format!("killed{refresh}-{i}"));
+        let mut child = command(&dir, refresh, None).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
@@ -86,15 +105,14 @@ fn killed_and_resumed_runs_end_bit_identical() {
                 interrupted_mid_run += 1;
             }
         }
-        let status = command(&dir, resume).status().unwrap();
+        let status = command(&dir, refresh, resume).status().unwrap();
         assert!(
             status.success(),
             "resume after a kill at {delay_ms} ms failed"
         );
-        assert_eq!(
-            weights(&ckpt),
-            want,
-            "kill at {delay_ms} ms: weights differ from the uninterrupted run"
+        assert!(
+            state(&ckpt) == want,
+            "refresh {refresh}, kill at {delay_ms} ms: the state differs from the uninterrupted run"
         );
     }
     assert!(

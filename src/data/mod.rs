@@ -12,6 +12,7 @@ pub mod images;
 pub mod lfw;
 pub mod loader;
 pub mod mnist;
+pub mod source;
 pub mod synthetic;
 
 /// Preprocessed images and their identity labels.

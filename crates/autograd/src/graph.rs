@@ -14,7 +14,6 @@
 //! backward through the same nodes finds the closures gone and says so.
 
 use crate::error::{AutogradError, AutogradResult};
-use crate::param::Param;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -25,14 +24,27 @@ use tensor::{Element, Tensor};
 /// an input needs none).
 pub type BackwardFn<T> = Box<dyn FnOnce(&Tensor<T>) -> Vec<Option<Tensor<T>>>>;
 
+/// Where a backward pass adds the gradient of a leaf that outlives its graph
+/// (a parameter's gradient slot, shared with the `Param` that owns it).
+pub(crate) type GradSlot<T> = Rc<RefCell<Option<Tensor<T>>>>;
+
+/// Add `g` into `slot` in place (the first gradient is copied in).
+fn accumulate<T: Element>(slot: &GradSlot<T>, g: &Tensor<T>) {
+    let mut slot = slot.borrow_mut();
+    match slot.as_mut() {
+        Some(acc) => acc.add_assign(g),
+        None => *slot = Some(g.to_contiguous()),
+    }
+}
+
 /// How a value that needs a gradient came to be.
 pub(crate) struct Node<T: Element> {
     id: usize,
     name: &'static str,
     parents: RefCell<Vec<Option<Rc<Node<T>>>>>,
     backward: RefCell<Option<BackwardFn<T>>>,
-    /// Set on leaves: the parameter whose gradient slot receives the gradient.
-    param: Option<Param<T>>,
+    /// Set on a parameter's leaves: its gradient slot, which receives the gradient.
+    slot: Option<GradSlot<T>>,
     is_leaf: bool,
 }
 
@@ -85,13 +97,13 @@ impl<T: Element> Var<T> {
         Self::make_leaf(value, None)
     }
 
-    pub(crate) fn make_leaf(value: Tensor<T>, param: Option<Param<T>>) -> Self {
+    pub(crate) fn make_leaf(value: Tensor<T>, slot: Option<GradSlot<T>>) -> Self {
         let node = Node {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             name: "leaf",
             parents: RefCell::new(vec![]),
             backward: RefCell::new(None),
-            param,
+            slot,
             is_leaf: true,
         };
         Var {
@@ -140,7 +152,7 @@ impl<T: Element> Var<T> {
             name,
             parents: RefCell::new(inputs.iter().map(|v| v.node.clone()).collect()),
             backward: RefCell::new(Some(Box::new(backward))),
-            param: None,
+            slot: None,
             is_leaf: false,
         };
         Var {
@@ -170,8 +182,8 @@ impl<T: Element> Var<T> {
                 continue;
             };
             if node.is_leaf {
-                match &node.param {
-                    Some(p) => p.accumulate_grad(&g),
+                match &node.slot {
+                    Some(slot) => accumulate(slot, &g),
                     None => leaves.add(node.id, g),
                 }
                 continue;

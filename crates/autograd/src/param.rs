@@ -1,6 +1,6 @@
 //! Parameters: values that live across steps, with a gradient slot reused every step.
 
-use crate::graph::Var;
+use crate::graph::{GradSlot, Var};
 use std::cell::{Ref, RefCell, RefMut};
 use std::rc::Rc;
 use tensor::{Element, Tensor};
@@ -16,7 +16,7 @@ pub struct Param<T: Element> {
 
 struct ParamInner<T: Element> {
     value: RefCell<Tensor<T>>,
-    grad: RefCell<Option<Tensor<T>>>,
+    grad: GradSlot<T>,
 }
 
 impl<T: Element> std::fmt::Debug for Param<T> {
@@ -32,14 +32,17 @@ impl<T: Element> Param<T> {
         Param {
             inner: Rc::new(ParamInner {
                 value: RefCell::new(value),
-                grad: RefCell::new(None),
+                grad: Rc::new(RefCell::new(None)),
             }),
         }
     }
 
     /// A leaf for this step's graph (shares the value's buffer, no copy).
     pub fn var(&self) -> Var<T> {
-        Var::make_leaf(self.inner.value.borrow().clone(), Some(self.clone()))
+        Var::make_leaf(
+            self.inner.value.borrow().clone(),
+            Some(self.inner.grad.clone()),
+        )
     }
 
     /// The current value.
@@ -92,13 +95,5 @@ impl<T: Element> Param<T> {
     /// True when `other` is this same parameter (not a copy).
     pub fn ptr_eq(&self, other: &Param<T>) -> bool {
         Rc::ptr_eq(&self.inner, &other.inner)
-    }
-
-    pub(crate) fn accumulate_grad(&self, g: &Tensor<T>) {
-        let mut slot = self.inner.grad.borrow_mut();
-        match slot.as_mut() {
-            Some(acc) => acc.add_assign(g),
-            None => *slot = Some(g.to_contiguous()),
-        }
     }
 }

@@ -11,7 +11,7 @@ use facelosses::exclusive_regularizer;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
-use tensor::{simd, Rng, Tensor};
+use tensor::{Rng, Tensor};
 
 struct Counting;
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -38,11 +38,7 @@ static ALLOC: Counting = Counting;
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     println!("# exclusive regularizer, forward + backward (f32)");
-    println!(
-        "threads {}, cpu {}, tile {TILE}",
-        rayon::current_num_threads(),
-        simd::cpu_features()
-    );
+    println!("{}, tile {TILE}", tensor::backend::describe());
     println!(
         "{:<18} {:>10} {:>10} {:>16} {:>14}",
         "C x K", "median s", "min s", "peak extra MiB", "gradient MiB"

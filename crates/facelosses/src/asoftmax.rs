@@ -5,8 +5,9 @@ use autograd::Var;
 use tensor::{Element, Tensor};
 
 /// SphereFace's annealing of λ: `λ(it) = max(λ_min, base · (1 + γ·it)^(-power))`,
-/// with the counter incremented before each forward.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// where `it` is [`ASoftmax::iteration`], incremented before each forward. The
+/// schedule is configuration (serialisable); the counter is training state.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LambdaSchedule {
     /// λ at iteration 0.
     pub base: f64,
@@ -16,8 +17,6 @@ pub struct LambdaSchedule {
     pub power: f64,
     /// The floor λ_min.
     pub lambda_min: f64,
-    /// Forwards run so far (part of the saved training state).
-    pub iteration: u64,
 }
 
 impl LambdaSchedule {
@@ -27,23 +26,11 @@ impl LambdaSchedule {
         gamma: 0.12,
         power: 1.0,
         lambda_min: 5.0,
-        iteration: 0,
     };
 
     /// λ at iteration `it`.
     pub fn lambda_at(&self, it: u64) -> f64 {
         (self.base * (1.0 + self.gamma * it as f64).powf(-self.power)).max(self.lambda_min)
-    }
-
-    /// Increment the counter and return the λ for this forward.
-    pub fn advance(&mut self) -> f64 {
-        self.iteration += 1;
-        self.lambda_at(self.iteration)
-    }
-
-    /// λ of the most recent forward (iteration 0 before any).
-    pub fn current(&self) -> f64 {
-        self.lambda_at(self.iteration)
     }
 }
 
@@ -58,8 +45,10 @@ impl Default for LambdaSchedule {
 pub struct ASoftmax {
     /// Angular margin (1 is the modified softmax without margin).
     pub m: u32,
-    /// λ annealing; advanced by every [`ASoftmax::forward`].
+    /// λ annealing.
     pub schedule: LambdaSchedule,
+    /// Forwards run so far (training state: a checkpoint must carry it).
+    pub iteration: u64,
 }
 
 impl ASoftmax {
@@ -73,12 +62,19 @@ impl ASoftmax {
         Ok(ASoftmax {
             m,
             schedule: LambdaSchedule::SPHEREFACE,
+            iteration: 0,
         })
+    }
+
+    /// λ of the most recent forward (of iteration 0 before any).
+    pub fn lambda(&self) -> f64 {
+        self.schedule.lambda_at(self.iteration)
     }
 
     /// Advance λ, then compute the loss.
     pub fn forward<T: Element>(&mut self, x: &Var<T>, w: &Var<T>, labels: &[usize]) -> Var<T> {
-        let lambda = self.schedule.advance();
+        self.iteration += 1;
+        let lambda = self.lambda();
         a_softmax_loss(x, w, labels, self.m, lambda)
     }
 }

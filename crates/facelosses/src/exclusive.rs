@@ -210,3 +210,104 @@ pub fn exclusive_regularizer<T: Element>(w: &Var<T>) -> (Var<T>, NearestNeighbou
     );
     (var, nn)
 }
+
+/// `L_r(W)` with the neighbours `nearest` held fixed: `(1/C) Σ_i cos(W_i, W_{n(i)})`.
+/// Between two neighbour searches this is the function the cached regularizer
+/// differentiates; its gradient is [`exclusive_gradient`], the exact one's rule.
+fn exclusive_with_neighbours<T: Element>(w: &Var<T>, nearest: &[usize]) -> Var<T> {
+    let (c, k) = (w.shape()[0], w.shape()[1]);
+    let wv = w.value().to_contiguous();
+    let (hat, norms) = normalise_rows(wv.as_slice().expect("contiguous"), k);
+    let total = nearest.iter().enumerate().fold(T::zero(), |s, (i, &j)| {
+        let (a, b) = (&hat[i * k..(i + 1) * k], &hat[j * k..(j + 1) * k]);
+        s + a.iter().zip(b).fold(T::zero(), |d, (&x, &y)| d + x * y)
+    });
+    let loss = total / T::from_usize(c).expect("fits");
+    let nearest = nearest.to_vec();
+    let shape = [c, k];
+    Var::from_op(
+        "exclusive_regularizer_cached",
+        Tensor::scalar(loss),
+        &[w],
+        move |g| {
+            let scale = g.item().expect("scalar loss");
+            vec![Some(
+                Tensor::from_vec(&shape, exclusive_gradient(&hat, &norms, &nearest, k, scale))
+                    .expect("C x K"),
+            )]
+        },
+    )
+}
+
+/// The neighbours a refreshing [`ExclusiveRegularizer`] holds between searches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeighbourCache {
+    /// `n(i)` for every class, from the last search.
+    pub nearest: Vec<usize>,
+    /// The training step (0-based) whose forward ran that search.
+    pub computed_at: u64,
+}
+
+/// RegularFace's loss term `λ_r · L_r(W)`, as a training run uses it.
+///
+/// With `refresh = 1` (the default) every forward searches the nearest
+/// neighbours: the exact regularizer. With `refresh = k > 1` the search runs on
+/// steps that are multiples of k (and whenever no neighbours are held) and the
+/// neighbours are held fixed in between: an approximation that saves the
+/// O(C²K) search on k-1 of every k steps, with the same gradient rule for the
+/// held `n(i)`. The held neighbours are training state: a checkpoint must carry
+/// [`ExclusiveRegularizer::cache`] for a resumed run to be exact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExclusiveRegularizer {
+    /// Weight λ_r of the term (positive).
+    pub lambda_r: f64,
+    /// Steps between nearest-neighbour searches (1 = exact).
+    pub refresh: u64,
+    /// Neighbours held since the last search (`refresh > 1` only).
+    pub cache: Option<NeighbourCache>,
+}
+
+impl ExclusiveRegularizer {
+    /// The term with weight `lambda_r` (> 0, finite), searching every `refresh` (≥ 1) steps.
+    pub fn new(lambda_r: f64, refresh: u64) -> Result<Self, String> {
+        if !(lambda_r > 0.0 && lambda_r.is_finite()) {
+            return Err(format!(
+                "exclusive regularizer: λ_r = {lambda_r} must be a positive number"
+            ));
+        }
+        if refresh == 0 {
+            return Err("exclusive regularizer: the refresh interval must be at least 1".into());
+        }
+        Ok(ExclusiveRegularizer {
+            lambda_r,
+            refresh,
+            cache: None,
+        })
+    }
+
+    /// True when every step searches (the exact regularizer).
+    pub fn is_exact(&self) -> bool {
+        self.refresh == 1
+    }
+
+    /// `λ_r · L_r(W)` at training step `step` (0-based) for weights `w` (`[C, K]`).
+    pub fn forward<T: Element>(&mut self, w: &Var<T>, step: u64) -> Var<T> {
+        let lambda = T::from_f64_lossy(self.lambda_r);
+        let c = w.shape()[0];
+        let held = self
+            .cache
+            .as_ref()
+            .filter(|cache| cache.nearest.len() == c && !step.is_multiple_of(self.refresh));
+        if let (false, Some(cache)) = (self.is_exact(), held) {
+            return exclusive_with_neighbours(w, &cache.nearest).mul_scalar(lambda);
+        }
+        let (reg, nn) = exclusive_regularizer(w);
+        if !self.is_exact() {
+            self.cache = Some(NeighbourCache {
+                nearest: nn.nearest,
+                computed_at: step,
+            });
+        }
+        reg.mul_scalar(lambda)
+    }
+}

@@ -35,7 +35,10 @@ mod softmax;
 
 pub use asoftmax::{a_softmax_loss, ASoftmax, LambdaSchedule};
 pub use center::CenterLoss;
-pub use exclusive::{exclusive_regularizer, nearest_neighbours, NearestNeighbours};
+pub use exclusive::{
+    exclusive_regularizer, nearest_neighbours, ExclusiveRegularizer, NearestNeighbours,
+    NeighbourCache,
+};
 pub use normalized::{arcface_loss, cosface_loss, cosine_matrix, normface_loss};
 pub use separability::SeparabilityStats;
 pub use softmax::softmax_loss;

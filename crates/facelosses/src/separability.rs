@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// Summary of the per-class separability values.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SeparabilityStats {
     /// Mean of Sep_i.
     pub mean: f64,

@@ -6,7 +6,8 @@ use autograd::{gradcheck, Tolerance, Var};
 use facelosses::exclusive::nearest_of_normalised;
 use facelosses::{
     a_softmax_loss, arcface_loss, cosface_loss, exclusive_regularizer, nearest_neighbours,
-    normface_loss, softmax_loss, ASoftmax, CenterLoss, LambdaSchedule, SeparabilityStats,
+    normface_loss, softmax_loss, ASoftmax, CenterLoss, ExclusiveRegularizer, LambdaSchedule,
+    SeparabilityStats,
 };
 use tensor::{Rng, Tensor};
 
@@ -84,6 +85,111 @@ fn gradcheck_exclusive_regularizer() {
 }
 
 #[test]
+fn gradcheck_exclusive_regularizer_term() {
+    // λ_r · L_r through the training-time type, exact and with held neighbours.
+    for (c, k) in [(3, 4), (11, 6), (40, 5)] {
+        let w = Tensor::rand_normal(&[c, k], 0.0, 1.0, &mut Rng::new(10 + c as u64));
+        check(
+            "exclusive term (exact)",
+            |v| ExclusiveRegularizer::new(0.7, 1).unwrap().forward(&v[0], 3),
+            std::slice::from_ref(&w),
+        );
+        // A search at step 0 fills the cache from other weights; step 1 reuses it.
+        let other = Tensor::<f64>::rand_normal(&[c, k], 0.0, 1.0, &mut Rng::new(99));
+        let mut held = ExclusiveRegularizer::new(0.7, 4).unwrap();
+        held.forward(&Var::leaf(other), 0);
+        let cache = held.cache.clone().expect("a search fills the cache");
+        check(
+            "exclusive term (held neighbours)",
+            |v| {
+                let mut r = held.clone();
+                r.cache = Some(cache.clone());
+                r.forward(&v[0], 1)
+            },
+            &[w],
+        );
+    }
+}
+
+/// The term's value and gradient, as bits, for weights `w` at `step`.
+fn term_bits(r: &mut ExclusiveRegularizer, w: &Tensor<f32>, step: u64) -> (u32, Vec<u32>) {
+    let leaf = Var::leaf(w.clone());
+    let loss = r.forward(&leaf, step);
+    let value = loss.value().item().unwrap().to_bits();
+    let grad = loss.backward().unwrap().get(&leaf).unwrap().to_vec();
+    (value, grad.iter().map(|g| g.to_bits()).collect())
+}
+
+#[test]
+fn exclusive_term_at_refresh_1_is_the_exact_regularizer_bit_for_bit() {
+    let mut r = ExclusiveRegularizer::new(2.0, 1).unwrap();
+    let mut rng = Rng::new(5);
+    for step in 0..6 {
+        let w = Tensor::<f32>::rand_normal(&[37, 16], 0.0, 1.0, &mut rng);
+        let leaf = Var::leaf(w.clone());
+        let exact = exclusive_regularizer(&leaf).0.mul_scalar(2.0);
+        let want_value = exact.value().item().unwrap().to_bits();
+        let want_grad: Vec<u32> = exact
+            .backward()
+            .unwrap()
+            .get(&leaf)
+            .unwrap()
+            .to_vec()
+            .iter()
+            .map(|g| g.to_bits())
+            .collect();
+        assert_eq!(
+            term_bits(&mut r, &w, step),
+            (want_value, want_grad),
+            "step {step}"
+        );
+        assert!(r.cache.is_none(), "the exact term holds nothing");
+    }
+}
+
+#[test]
+fn refreshing_term_searches_on_multiples_of_k_and_holds_in_between() {
+    let mut rng = Rng::new(6);
+    let ws: Vec<Tensor<f32>> = (0..7)
+        .map(|_| Tensor::rand_normal(&[25, 8], 0.0, 1.0, &mut rng))
+        .collect();
+    let mut r = ExclusiveRegularizer::new(1.5, 3).unwrap();
+    for (step, w) in ws.iter().enumerate() {
+        let step = step as u64;
+        let (value, grad) = term_bits(&mut r, w, step);
+        let cache = r.cache.clone().unwrap();
+        assert_eq!(cache.computed_at, step - step % 3, "step {step}");
+        assert_eq!(
+            cache.nearest,
+            nearest_neighbours(&ws[(step - step % 3) as usize]).nearest
+        );
+        // A copy restored from the cache (as a resumed run is) gives the same bits.
+        let mut restored = ExclusiveRegularizer::new(1.5, 3).unwrap();
+        restored.cache = Some(cache);
+        assert_eq!(
+            term_bits(&mut restored, w, step),
+            (value, grad.clone()),
+            "step {step}"
+        );
+        // With held neighbours equal to the current nearest, the value is the exact L_r.
+        if step.is_multiple_of(3) {
+            let exact = exclusive_regularizer(&Var::leaf(w.clone()))
+                .0
+                .value()
+                .item()
+                .unwrap();
+            assert_abs_diff_eq!(f32::from_bits(value), 1.5 * exact, epsilon = 1e-5);
+        }
+    }
+    assert!(ExclusiveRegularizer::new(0.0, 1)
+        .unwrap_err()
+        .contains("positive"));
+    assert!(ExclusiveRegularizer::new(1.0, 0)
+        .unwrap_err()
+        .contains("at least 1"));
+}
+
+#[test]
 fn worked_example_from_the_issue() {
     let w = Tensor::<f64>::from_vec(
         &[4, 3],
@@ -139,15 +245,14 @@ fn lambda_schedule_defaults() {
         gamma: 0.1,
         power: 5.0,
         lambda_min: 5.0,
-        iteration: 0,
     };
     assert_abs_diff_eq!(other.lambda_at(1), 1500.0 / 1.1f64.powi(5), epsilon = 1e-9);
     // The counter moves before each forward.
     let mut a = ASoftmax::new(4).unwrap();
     let (x, w, y) = problem(3, 4, 5, 1);
     a.forward(&Var::constant(x), &Var::constant(w), &y);
-    assert_eq!(a.schedule.iteration, 1);
-    assert_abs_diff_eq!(a.schedule.current(), 892.857, epsilon = 1e-3);
+    assert_eq!(a.iteration, 1);
+    assert_abs_diff_eq!(a.lambda(), 892.857, epsilon = 1e-3);
     assert!(ASoftmax::new(7).unwrap_err().contains("m = 7"));
 }
 

@@ -2,7 +2,8 @@
 
 use autograd::{gradcheck, no_grad, Tolerance, Var};
 use nn::{
-    BatchNorm, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, PRelu, ResidualUnit, Sequential,
+    AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, PRelu, ResidualUnit,
+    Sequential,
 };
 use tensor::{Pool2dParams, Rng, Tensor};
 
@@ -19,6 +20,25 @@ fn residual_unit_gradient() {
     }
     let x = Tensor::rand_normal(&[2, 3, 5, 4], 0.0, 1.0, &mut rng);
     let r = gradcheck(|v| unit.forward(&v[0]), &[x], Tolerance::SMOOTH);
+    assert!(r.passed(), "{r}");
+}
+
+#[test]
+fn avg_pool_layer_averages_windows_and_has_no_parameters() {
+    let mut rng = Rng::new(9);
+    let layer = AvgPool2d(Pool2dParams::new(2, 2, 0));
+    assert!(Module::<f64>::parameters(&layer).is_empty());
+    let x = Tensor::<f64>::rand_normal(&[2, 3, 4, 6], 0.0, 1.0, &mut rng);
+    let y = layer.forward(&Var::constant(x.clone()));
+    assert_eq!(y.shape(), &[2, 3, 2, 3]);
+    let (xv, yv) = (x.to_vec(), y.value().to_vec());
+    for (i, &got) in yv.iter().enumerate() {
+        let (plane, r, c) = (i / 6, (i % 6) / 3, i % 3);
+        let at = |dr: usize, dc: usize| xv[plane * 24 + (2 * r + dr) * 6 + 2 * c + dc];
+        let want = (at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1)) / 4.0;
+        assert!((got - want).abs() < 1e-12, "window {i}: {got} vs {want}");
+    }
+    let r = gradcheck(|v| layer.forward(&v[0]), &[x], Tolerance::SMOOTH);
     assert!(r.passed(), "{r}");
 }
 

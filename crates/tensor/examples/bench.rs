@@ -11,7 +11,7 @@
 use rayon::prelude::*;
 use std::time::Instant;
 use tensor::conv::{conv2d, conv2d_backward};
-use tensor::{simd, Conv2dParams, Rng, Tensor};
+use tensor::{Conv2dParams, Rng, Tensor};
 
 /// Median seconds of `reps` runs of `f` after one warm-up run.
 fn time_median(reps: usize, mut f: impl FnMut()) -> f64 {
@@ -33,21 +33,9 @@ fn main() {
     let reps = if quick { 1 } else { 5 };
     let batch = if quick { 2 } else { 32 };
     println!("# tensor bench");
-    println!("threads (rayon): {}", rayon::current_num_threads());
-    println!("cpu features:    {}", simd::cpu_features());
-    println!("convolution:     {}", tensor::conv::algorithm());
+    println!("conditions:      {}", tensor::backend::describe());
     println!(
-        "build:           {} profile, target-cpu={}, matrixmultiply threading {}",
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        },
-        if cfg!(target_feature = "avx2") {
-            "native/avx2"
-        } else {
-            "generic (run-time dispatch)"
-        },
+        "matrixmultiply threading: {}",
         if cfg!(feature = "matrixmultiply-threading") {
             "on"
         } else {

@@ -31,6 +31,7 @@ use crate::scratch::Scratch;
 use crate::{Element, Tensor};
 use rayon::prelude::*;
 
+mod dispatch;
 mod winograd;
 mod winograd5;
 
@@ -297,7 +298,7 @@ impl Geometry {
 /// Winograd for qualifying 3x3 layers by default, or what `REGULARFACE_CONV`
 /// (`im2col` / `winograd`) forces.
 pub fn algorithm() -> &'static str {
-    winograd::describe()
+    crate::backend::conv_description()
 }
 
 /// Target width (G·P) of a group's column matrix.
@@ -386,7 +387,7 @@ pub fn try_conv2d<T: Element>(
     );
     let bias = bias.map(|b| b.to_vec());
     let mut out = vec![T::zero(); g.n * g.o * g.pixels()];
-    if let Some(k) = winograd::Kernels::<T>::for_geometry(&g) {
+    if let Some(k) = dispatch::Kernels::<T>::for_geometry(&g) {
         (k.forward)(&g, xs, ws, &mut out);
         if let Some(b) = &bias {
             let images = out.par_chunks_mut((g.o * g.pixels()).max(1));
@@ -497,7 +498,7 @@ pub fn try_conv2d_backward<T: Element>(
     let input = want_input.then(|| {
         let _t = profile::scope(Section::ConvInputGrad);
         let mut gx = vec![T::zero(); xs.len()];
-        if let Some(k) = winograd::Kernels::<T>::for_geometry(&g) {
+        if let Some(k) = dispatch::Kernels::<T>::for_geometry(&g) {
             (k.input_grad)(&g, gys, ws, &mut gx);
             return Tensor::from_vec(x.shape(), gx).expect("input-sized");
         }
@@ -524,7 +525,7 @@ pub fn try_conv2d_backward<T: Element>(
 
     let weight_grad = want_weight.then(|| {
         let _t = profile::scope(Section::ConvWeightGrad);
-        if let Some(k) = winograd::Kernels::<T>::for_geometry(&g) {
+        if let Some(k) = dispatch::Kernels::<T>::for_geometry(&g) {
             let gw = (k.weight_grad)(&g, xs, gys);
             return Tensor::from_vec(weight.shape(), gw).expect("weight-sized");
         }

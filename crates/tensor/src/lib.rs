@@ -10,9 +10,11 @@
 //! * [`gemm`] multiplies strided matrices, so a transposed operand is a view,
 //!   never a copy: `f32` on our own AVX-512 kernel ([`sgemm`]) when the CPU has
 //!   it, otherwise (and for `f64`) on `matrixmultiply`.
-//! * [`conv`] and [`pool`] hold NCHW convolution (im2col + GEMM, Winograd
-//!   F(2x2, 3x3) for 3x3 stride-1 layers) and pooling kernels with their
-//!   gradients.
+//! * [`conv`] and [`pool`] hold NCHW convolution (im2col + GEMM; Winograd
+//!   F(2x2, 3x3) for 3x3 and F(2x2, 5x5) for 5x5 stride-1 layers, chosen in
+//!   `conv/dispatch.rs`) and pooling kernels with their gradients.
+//! * [`backend`] reads the environment switches (`REGULARFACE_NO_SIMD`,
+//!   `_GEMM`, `_CONV`) once and describes the back end in one line.
 //! * Every shape-checking op has a fallible `try_*` form returning a
 //!   [`TensorError`] that names the op, both shapes and the axis at fault; the
 //!   plain form panics with the same message.
@@ -29,6 +31,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod conv;
 mod elementwise;
 mod error;

@@ -19,8 +19,8 @@ pub enum Section {
     ConvWeightGrad,
     /// im2col and col2im inside the convolutions, CPU time over all threads.
     Im2col,
-    /// Winograd tile transforms inside the 3x3 convolutions (input, output,
-    /// output-gradient), CPU time over all threads.
+    /// Winograd tile transforms inside the 3x3 and 5x5 convolutions (input,
+    /// output, output-gradient), CPU time over all threads.
     WinogradTransform,
     /// `Tensor::matmul` (fc layers, classifier), wall time.
     Matmul,

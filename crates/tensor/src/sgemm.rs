@@ -41,7 +41,6 @@
 
 use std::arch::x86_64::*;
 use std::cell::RefCell;
-use std::sync::OnceLock;
 
 /// Rows of the micro-tile.
 const MR: usize = 8;
@@ -57,11 +56,7 @@ const NC: usize = 1024;
 /// Whether this process uses the AVX-512 kernel for `f32` (AVX-512F present and
 /// `REGULARFACE_GEMM=matrixmultiply` not set; the variable exists for benchmarks).
 pub fn avx512_enabled() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| {
-        std::env::var("REGULARFACE_GEMM").map_or(true, |v| v != "matrixmultiply")
-            && is_x86_feature_detected!("avx512f")
-    })
+    crate::backend::get().avx512_gemm
 }
 
 /// A 64-byte aligned block of 16 floats: packed panels are built from these so

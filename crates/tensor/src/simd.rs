@@ -14,7 +14,6 @@
 //! `rayon` runs in parallel; below it the thread hand-off costs more than it saves.
 
 use rayon::prelude::*;
-use std::sync::OnceLock;
 
 /// Elements below which a kernel runs on the calling thread only.
 pub const PARALLEL_THRESHOLD: usize = 1 << 15;
@@ -22,67 +21,11 @@ pub const PARALLEL_THRESHOLD: usize = 1 << 15;
 /// Chunk length when a kernel is split across threads.
 const CHUNK: usize = 1 << 14;
 
-/// The instruction-set level the kernels run at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SimdLevel {
-    /// AVX2 and FMA detected at run time (x86-64).
-    Avx2Fma,
-    /// The portable build of each kernel.
-    Portable,
-}
+pub use crate::backend::SimdLevel;
 
-/// The level detected on this CPU (computed once).
+/// The level the kernels run at (see [`crate::backend`]).
 pub fn simd_level() -> SimdLevel {
-    static LEVEL: OnceLock<SimdLevel> = OnceLock::new();
-    *LEVEL.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::env::var_os("REGULARFACE_NO_SIMD").is_none()
-                && is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-            {
-                return SimdLevel::Avx2Fma;
-            }
-        }
-        SimdLevel::Portable
-    })
-}
-
-/// A one-line description of the CPU features seen, for benchmark headers.
-pub fn cpu_features() -> String {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let mut f = vec![];
-        for (name, on) in [
-            ("sse4.2", is_x86_feature_detected!("sse4.2")),
-            ("avx", is_x86_feature_detected!("avx")),
-            ("avx2", is_x86_feature_detected!("avx2")),
-            ("fma", is_x86_feature_detected!("fma")),
-            ("avx512f", is_x86_feature_detected!("avx512f")),
-        ] {
-            if on {
-                f.push(name);
-            }
-        }
-        let gemm = if crate::sgemm::avx512_enabled() {
-            "own AVX-512 8x32"
-        } else {
-            "matrixmultiply"
-        };
-        format!(
-            "{} (kernels: {:?}; f32 GEMM: {gemm})",
-            f.join(" "),
-            simd_level()
-        )
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        format!(
-            "{} (kernels: {:?}; f32 GEMM: matrixmultiply)",
-            std::env::consts::ARCH,
-            simd_level()
-        )
-    }
+    crate::backend::get().simd
 }
 
 /// Generates a kernel's portable body, its AVX2+FMA copy and the dispatcher.

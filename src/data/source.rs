@@ -1,18 +1,19 @@
-//! Where the data of a run comes from, and the evaluation report of a trained model.
+//! Where the data of a run comes from ([`DataSpec`], recorded in every
+//! checkpoint) and that data loaded: training images, verification images and
+//! their pairs ([`PreparedData`]).
 
-use crate::data::images::{load_folder, Skipped};
-use crate::data::lfw::Lfw;
-use crate::data::synthetic::{self, SyntheticConfig};
-use crate::data::{mnist, FaceSet, Pair};
-use crate::eval::{embed, rank1_identification, verify_folds, Verification};
-use crate::model::FaceModel;
-use crate::plot;
-use anyhow::{bail, Context, Result};
-use serde::Serialize;
-use std::path::{Path, PathBuf};
+use super::images::{load_folder, Skipped};
+use super::lfw::Lfw;
+use super::synthetic::{self, SyntheticConfig};
+use super::{mnist, FaceSet, Pair};
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// A source of training data and verification pairs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum DataSpec {
     /// The synthetic generator: `identities` for training, a disjoint `test_identities` for pairs.
     Synthetic {
@@ -26,7 +27,10 @@ pub enum DataSpec {
         seed: u64,
     },
     /// An image folder; every tenth identity is held out for verification pairs.
-    Folder(PathBuf),
+    Folder {
+        /// The folder, one sub-folder per identity.
+        root: PathBuf,
+    },
     /// LFW, unrestricted with no outside data: train on nine folds of `people.txt`, verify on `fold`.
     Lfw {
         /// The LFW folder (with `pairs.txt` and `people.txt`).
@@ -35,13 +39,42 @@ pub enum DataSpec {
         fold: usize,
     },
     /// MNIST (train split for training; test-split digits form the pairs).
-    Mnist(PathBuf),
+    Mnist {
+        /// The folder of IDX files.
+        root: PathBuf,
+    },
+}
+
+impl DataSpec {
+    /// The held-out LFW fold, for LFW.
+    pub fn lfw_fold(&self) -> Option<usize> {
+        match self {
+            DataSpec::Lfw { fold, .. } => Some(*fold),
+            _ => None,
+        }
+    }
+
+    /// Refuse to evaluate a model trained on `trained` with this data when that
+    /// would score its own training identities: LFW with another held-out fold
+    /// (the identities of this fold's pairs were in the model's training folds).
+    pub fn check_held_out(&self, trained: &DataSpec) -> Result<()> {
+        if let (Some(now), Some(then)) = (self.lfw_fold(), trained.lfw_fold()) {
+            if now != then {
+                bail!(
+                    "the model was trained on LFW with fold {then} held out, so the people of fold {now}'s pairs were among its training identities; evaluate it with --fold {then}"
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Training images, verification images with their pairs, and skipped files.
 pub struct PreparedData {
-    /// Training set.
-    pub train: FaceSet,
+    /// Where it came from (recorded in checkpoints).
+    pub spec: DataSpec,
+    /// Training set (shared with the loader thread).
+    pub train: Arc<FaceSet>,
     /// Images the pairs index.
     pub eval: FaceSet,
     /// Verification pairs, 10 folds.
@@ -60,7 +93,7 @@ fn held_out_split(set: FaceSet, seed: u64) -> (FaceSet, FaceSet, Vec<Pair>) {
 
 /// Load or generate the data of a run at input size `(channels, h, w)`.
 pub fn prepare(spec: &DataSpec, (c, h, w): (usize, usize, usize)) -> Result<PreparedData> {
-    Ok(match spec {
+    let (train, eval, pairs, skipped) = match spec {
         DataSpec::Synthetic {
             identities,
             images_per_identity,
@@ -89,25 +122,15 @@ pub fn prepare(spec: &DataSpec, (c, h, w): (usize, usize, usize)) -> Result<Prep
                 eval = to_grey(&eval);
             }
             let pairs = synthetic::make_pairs(&eval, 30, *seed);
-            PreparedData {
-                train,
-                eval,
-                pairs,
-                skipped: vec![],
-            }
+            (train, eval, pairs, vec![])
         }
-        DataSpec::Folder(dir) => {
+        DataSpec::Folder { root: dir } => {
             let (set, skipped) = load_folder(dir, c, h, w)?;
             if set.classes() < 10 {
                 bail!("{}: {} identities; at least 10 are needed (one in ten is held out for verification)", dir.display(), set.classes());
             }
             let (train, eval, pairs) = held_out_split(set, 1);
-            PreparedData {
-                train,
-                eval,
-                pairs,
-                skipped,
-            }
+            (train, eval, pairs, skipped)
         }
         DataSpec::Lfw { root, fold } => {
             if *fold >= 10 {
@@ -122,27 +145,24 @@ pub fn prepare(spec: &DataSpec, (c, h, w): (usize, usize, usize)) -> Result<Prep
                 .enumerate()
                 .map(|(i, p)| Pair { fold: i % 10, ..p })
                 .collect();
-            PreparedData {
-                train,
-                eval,
-                pairs,
-                skipped,
-            }
+            (train, eval, pairs, skipped)
         }
-        DataSpec::Mnist(dir) => {
+        DataSpec::Mnist { root: dir } => {
             let train = mnist::load(dir, "train")?;
             let test = mnist::load(dir, "t10k")?;
             if (h, w, c) != (28, 28, 1) {
                 bail!("MNIST images are 1x28x28; use --channels 1 --height 28 --width 28");
             }
             let pairs = synthetic::make_pairs(&test, 30, 1);
-            PreparedData {
-                train,
-                eval: test,
-                pairs,
-                skipped: vec![],
-            }
+            (train, test, pairs, vec![])
         }
+    };
+    Ok(PreparedData {
+        spec: spec.clone(),
+        train: Arc::new(train),
+        eval,
+        pairs,
+        skipped,
     })
 }
 
@@ -163,107 +183,4 @@ fn to_grey(set: &FaceSet) -> FaceSet {
         out.push(&grey, set.labels[i], set.sources[i].clone());
     }
     out
-}
-
-/// Separability statistics, serialisable.
-#[derive(Debug, Clone, Serialize)]
-pub struct SepReport {
-    /// Mean of Sep_i.
-    pub mean: f64,
-    /// Population std.
-    pub std: f64,
-    /// Minimum.
-    pub min: f64,
-    /// Maximum.
-    pub max: f64,
-    /// 20 bins over [-1, 1].
-    pub histogram: Vec<usize>,
-}
-
-/// Sep statistics of a model's classifier.
-pub fn separability(model: &FaceModel) -> SepReport {
-    let s = model.separability();
-    SepReport {
-        mean: s.mean,
-        std: s.std,
-        min: s.min,
-        max: s.max,
-        histogram: s.histogram,
-    }
-}
-
-/// The JSON report of `eval`.
-#[derive(Debug, Clone, Serialize)]
-pub struct EvalReport {
-    /// Checkpoint evaluated.
-    pub checkpoint: String,
-    /// Pairs verified.
-    pub pairs: usize,
-    /// 10-fold verification.
-    pub verification: Verification,
-    /// Closed-set rank-1 identification over the evaluation identities (first image of each
-    /// identity as gallery, the rest as probes); null when no identity has two images.
-    pub rank1_identification: Option<f64>,
-    /// Inter-class separability of the classifier.
-    pub sep: SepReport,
-}
-
-/// Evaluate `model` on `data`'s pairs; write `report.json`, `roc.svg`,
-/// `sep_hist.svg` (and `loss.svg` when `metrics` exists) into `out_dir`.
-pub fn evaluate(
-    model: &FaceModel,
-    data: &PreparedData,
-    checkpoint: &Path,
-    out_dir: &Path,
-    metrics: Option<&Path>,
-) -> Result<EvalReport> {
-    if data.pairs.is_empty() {
-        bail!("no verification pairs: the evaluation data has too few identities");
-    }
-    let features = embed(model.backbone.as_ref(), &data.eval, 32);
-    let verification = verify_folds(&features, &data.pairs);
-    let report = EvalReport {
-        checkpoint: checkpoint.display().to_string(),
-        pairs: data.pairs.len(),
-        verification,
-        rank1_identification: rank1_identification(&features, &data.eval.labels),
-        sep: separability(model),
-    };
-    std::fs::create_dir_all(out_dir)
-        .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    nn::checkpoint::write_atomic(
-        &out_dir.join("report.json"),
-        serde_json::to_string_pretty(&report)?.as_bytes(),
-    )?;
-    plot::line_chart(
-        &out_dir.join("roc.svg"),
-        "ROC",
-        "false accept rate",
-        "true accept rate",
-        &[("ROC", report.verification.roc.clone())],
-    )?;
-    plot::histogram(
-        &out_dir.join("sep_hist.svg"),
-        "Sep_i = max cos to nearest class",
-        "Sep",
-        &report.sep.histogram,
-        -1.0,
-        1.0,
-    )?;
-    if let Some(m) = metrics.filter(|m| m.exists()) {
-        let text = std::fs::read_to_string(m)?;
-        let pts: Vec<(f64, f64)> = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| Some((v["step"].as_f64()?, v["loss"]["total"].as_f64()?)))
-            .collect();
-        plot::line_chart(
-            &out_dir.join("loss.svg"),
-            "training loss",
-            "step",
-            "loss",
-            &[("loss", pts)],
-        )?;
-    }
-    Ok(report)
 }
