@@ -26,5 +26,6 @@ pub mod model;
 pub mod plot;
 pub mod progress;
 pub mod report;
+pub mod stats;
 pub mod toy;
 pub mod train;
