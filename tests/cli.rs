@@ -1,6 +1,8 @@
 //! The command line: error paths print one clear line and exit non-zero; the
 //! main job runs end to end in a tiny setting.
 
+mod common;
+
 use std::process::Command;
 
 fn regularface(args: &[&str]) -> (bool, String, String) {
@@ -206,11 +208,9 @@ fn compare_train_embed_and_verify_end_to_end() {
 
 #[test]
 fn mnist_toy_smoke_when_mnist_is_present() {
-    let mnist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist");
-    if !mnist.exists() {
-        println!("skipped: {} not found", mnist.display());
+    let Some(mnist) = common::shared_data("mnist", "") else {
         return;
-    }
+    };
     let out = std::env::temp_dir().join(format!("regularface-toy-{}", std::process::id()));
     let (ok, stdout, err) = regularface(&[
         "mnist-toy",
@@ -238,11 +238,9 @@ fn mnist_toy_smoke_when_mnist_is_present() {
 
 #[test]
 fn lfw_ablation_smoke_when_lfw_is_present() {
-    let lfw = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/lfw");
-    if !lfw.join("pairs.txt").exists() {
-        println!("skipped: {} not found", lfw.display());
+    let Some(lfw) = common::shared_data("lfw", "pairs.txt") else {
         return;
-    }
+    };
     let out = std::env::temp_dir().join(format!("regularface-ablation-{}", std::process::id()));
     let args = [
         "ablation",

@@ -1,5 +1,7 @@
 //! Image folders (with corrupt files), MNIST IDX parsing, synthetic determinism.
 
+mod common;
+
 use regularface::data::images::load_folder;
 use regularface::data::mnist::parse_idx;
 use regularface::data::synthetic::{generate, make_pairs, SyntheticConfig};
@@ -104,11 +106,9 @@ fn idx_headers_are_checked_before_allocating() {
 
 #[test]
 fn real_mnist_when_present() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist");
-    if !dir.exists() {
-        println!("skipped: {} not found", dir.display());
+    let Some(dir) = common::shared_data("mnist", "") else {
         return;
-    }
+    };
     let test = regularface::data::mnist::load(&dir, "t10k").unwrap();
     assert_eq!(
         (test.len(), test.height, test.width, test.classes()),

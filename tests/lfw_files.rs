@@ -1,8 +1,9 @@
 //! LFW `pairs.txt` / `people.txt` parsers: small fixtures, malformed lines, and
 //! the real files when `../shared/data/lfw` exists.
 
+mod common;
+
 use regularface::data::lfw::{parse_pairs, parse_people, Lfw};
-use std::path::Path;
 
 const PAIRS: &str = "2 2\nAlice 1 2\nBob 1 3\nAlice 1 Bob 2\nCarol 1 Alice 2\nCarol 1 2\nDave 2 3\nDave 1 Carol 2\nBob 3 Dave 1\n";
 const PEOPLE: &str = "2\n2\nAlice 2\nBob 3\n1\nCarol 2\n";
@@ -86,14 +87,9 @@ fn malformed_lines_are_reported_with_their_line_number() {
 
 #[test]
 fn the_real_lfw_files_parse_exactly() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/lfw");
-    if !root.join("pairs.txt").exists() {
-        println!(
-            "skipped: {} not found (LFW is in the shared data folder on CI)",
-            root.display()
-        );
+    let Some(root) = common::shared_data("lfw", "pairs.txt") else {
         return;
-    }
+    };
     let lfw = Lfw::open(&root).unwrap();
     assert_eq!(lfw.pairs.len(), 6000);
     for fold in 0..10 {

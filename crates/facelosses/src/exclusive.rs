@@ -194,21 +194,33 @@ pub fn exclusive_regularizer<T: Element>(w: &Var<T>) -> (Var<T>, NearestNeighbou
     let (hat, norms) = normalise_rows(wv.as_slice().expect("contiguous"), k);
     let nn = nearest_of_normalised(&hat, c, k, TILE);
     let loss = nn.sep.iter().copied().sum::<T>() / T::from_usize(c).expect("fits");
-    let nearest = nn.nearest.clone();
-    let shape = [c, k];
-    let var = Var::from_op(
+    let var = regularizer_op(
         "exclusive_regularizer",
-        Tensor::scalar(loss),
-        &[w],
-        move |g| {
-            let scale = g.item().expect("scalar loss");
-            vec![Some(
-                Tensor::from_vec(&shape, exclusive_gradient(&hat, &norms, &nearest, k, scale))
-                    .expect("C x K"),
-            )]
-        },
+        w,
+        loss,
+        hat,
+        norms,
+        nn.nearest.clone(),
     );
     (var, nn)
+}
+
+/// The graph node of `L_r` with value `loss` whose backward is
+/// [`exclusive_gradient`] for the given normalised rows, norms and neighbours.
+fn regularizer_op<T: Element>(
+    name: &'static str,
+    w: &Var<T>,
+    loss: T,
+    hat: Vec<T>,
+    norms: Vec<T>,
+    nearest: Vec<usize>,
+) -> Var<T> {
+    let shape = [w.shape()[0], w.shape()[1]];
+    Var::from_op(name, Tensor::scalar(loss), &[w], move |g| {
+        let scale = g.item().expect("scalar loss");
+        let grad = exclusive_gradient(&hat, &norms, &nearest, shape[1], scale);
+        vec![Some(Tensor::from_vec(&shape, grad).expect("C x K"))]
+    })
 }
 
 /// `L_r(W)` with the neighbours `nearest` held fixed: `(1/C) Σ_i cos(W_i, W_{n(i)})`.
@@ -223,19 +235,13 @@ fn exclusive_with_neighbours<T: Element>(w: &Var<T>, nearest: &[usize]) -> Var<T
         s + a.iter().zip(b).fold(T::zero(), |d, (&x, &y)| d + x * y)
     });
     let loss = total / T::from_usize(c).expect("fits");
-    let nearest = nearest.to_vec();
-    let shape = [c, k];
-    Var::from_op(
-        "exclusive_regularizer_cached",
-        Tensor::scalar(loss),
-        &[w],
-        move |g| {
-            let scale = g.item().expect("scalar loss");
-            vec![Some(
-                Tensor::from_vec(&shape, exclusive_gradient(&hat, &norms, &nearest, k, scale))
-                    .expect("C x K"),
-            )]
-        },
+    regularizer_op(
+        "exclusive_regularizer_held",
+        w,
+        loss,
+        hat,
+        norms,
+        nearest.to_vec(),
     )
 }
 
