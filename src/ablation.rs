@@ -5,20 +5,19 @@
 //! people (never on the test fold); the A-Softmax pair can be repeated over
 //! several seeds.
 //!
-//! Every run is resumable: a run folder whose checkpoint already holds the
-//! same configuration and data is continued from it (or, when complete, only
-//! evaluated), so a killed invocation repeated with the same flags redoes
-//! nothing that was finished.
+//! Every run is resumable (`train_and_report_resumable`), so a killed
+//! invocation repeated with the same flags redoes nothing that was finished.
 
-use crate::checkpoint::{self, CHECKPOINT_FILE};
 use crate::config::{LossKind, TrainConfig};
 use crate::data::source::PreparedData;
 use crate::data::synthetic::make_pairs;
 use crate::data::FaceSet;
-use crate::experiment::{train_and_report, RunResult};
+use crate::experiment::{train_and_report_resumable, RunResult};
+use crate::summary::{compare_by_loss, comparison_json, Observation};
 use crate::train::TrainOptions;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -140,30 +139,6 @@ fn validation_data(data: &PreparedData) -> (PreparedData, PreparedData) {
         skipped: vec![],
     };
     (fit, val)
-}
-
-/// Train (or continue, or only evaluate) one run in `dir`.
-fn resumable_run(
-    cfg: &TrainConfig,
-    data: &PreparedData,
-    dir: &Path,
-    progress: bool,
-) -> Result<RunResult> {
-    let ckpt = dir.join(CHECKPOINT_FILE);
-    let resume = match checkpoint::load(&ckpt) {
-        Ok(l) if l.model.cfg == *cfg && l.record.data.as_ref().is_none_or(|d| *d == data.spec) => {
-            eprintln!("{}: continuing from step {}", dir.display(), l.record.step);
-            Some(ckpt)
-        }
-        _ => None,
-    };
-    let opts = TrainOptions {
-        progress,
-        checkpoint_every: 200,
-        resume,
-        ..TrainOptions::new(dir)
-    };
-    train_and_report(&dir.display().to_string(), cfg, data, &opts)
 }
 
 fn ablation_run(fold: usize, r: &RunResult) -> AblationRun {
@@ -291,7 +266,10 @@ pub fn run(
                     ..cfg.clone()
                 };
                 let dir = out.join(format!("{loss:?}_lr{l}_seed{seed}"));
-                let r = ablation_run(plan.test_fold, &resumable_run(&c, data, &dir, progress)?);
+                let r = ablation_run(
+                    plan.test_fold,
+                    &train_and_report_resumable(&c, data, &dir, progress)?,
+                );
                 eprintln!(
                     "test fold {}: {loss:?} λ_r {l} seed {seed}: {:.2}% Sep {:.3}",
                     plan.test_fold,
@@ -307,4 +285,72 @@ pub fn run(
         }
     }
     Ok(report)
+}
+
+/// What one part (an `ablation.json`) contributes to the paired analysis.
+fn observations(part: &AblationReport) -> Vec<Observation> {
+    part.runs
+        .iter()
+        .map(|r| Observation {
+            unit: r.fold as u64,
+            seed: r.seed,
+            loss: r.loss,
+            lambda_r: r.lambda_r,
+            accuracy: r.accuracy,
+            decisions: r.decisions.clone(),
+        })
+        .collect()
+}
+
+/// Aggregate ablation parts (one per fold or per loss) into one report:
+/// `protocol`, `runs` (without per-pair decisions), `paired` (per loss, the
+/// paired t-test of accuracy over folds) and `mcnemar` (per loss, over the
+/// pooled test pairs). Parts of different recipes are refused, not mixed.
+pub fn summarize(parts: &[AblationReport]) -> Result<serde_json::Value> {
+    let Some(first) = parts.first() else {
+        bail!("no ablation parts to summarize");
+    };
+    for p in parts {
+        if p.base != first.base || p.grid_steps != first.grid_steps {
+            bail!(
+                "part for fold {} has another recipe than fold {}'s: {} vs {}",
+                p.test_fold,
+                first.test_fold,
+                serde_json::to_string(&(&p.base, p.grid_steps))?,
+                serde_json::to_string(&(&first.base, first.grid_steps))?
+            );
+        }
+    }
+    let obs: Vec<Observation> = parts.iter().flat_map(observations).collect();
+    let cmp = compare_by_loss(&obs)?;
+    let (paired, mcnemar) = comparison_json(&cmp);
+    let mut folds: Vec<usize> = parts.iter().map(|p| p.test_fold).collect();
+    folds.sort_unstable();
+    folds.dedup();
+    let runs: Vec<serde_json::Value> = parts
+        .iter()
+        .flat_map(|p| &p.runs)
+        .map(|r| {
+            serde_json::json!({
+                "fold": r.fold, "loss": r.loss, "seed": r.seed, "lambda_r": r.lambda_r,
+                "accuracy": r.accuracy, "accuracy_std": r.accuracy_std, "auc": r.auc,
+                "sep_mean": r.sep_mean, "sep_std": r.sep_std,
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "protocol": {
+            "data": "LFW, unrestricted with no outside data: train on the people of the nine \
+                     other people.txt folds, verify the held-out fold's 600 pairs of pairs.txt \
+                     (threshold chosen on 9 of 10 sub-folds of those pairs, in turn)",
+            "config": first.base,
+            "grid_steps": first.grid_steps,
+            "folds": folds,
+            "lambda_r": cmp.iter().map(|(k, c)| (k.clone(), c.lambda_r)).collect::<BTreeMap<_, _>>(),
+            "paired_over": "folds (the same fold and seed with λ_r = 0 and λ_r > 0)",
+        },
+        "runs": runs,
+        "paired": paired,
+        "mcnemar": mcnemar,
+    }))
 }

@@ -3,6 +3,7 @@
 //! `metrics.jsonl`, `report.json`, plots). `train`, `compare`, `ablation` and
 //! `mnist-toy` are all made of calls to [`train_and_report`].
 
+use crate::checkpoint::{self, CHECKPOINT_FILE};
 use crate::config::TrainConfig;
 use crate::data::source::PreparedData;
 use crate::metrics::METRICS_FILE;
@@ -10,7 +11,7 @@ use crate::model::FaceModel;
 use crate::report::{evaluate, EvalReport};
 use crate::train::{train, TrainOptions};
 use anyhow::Result;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// A trained and evaluated run.
@@ -62,4 +63,36 @@ pub fn train_and_report(
         seconds,
         report,
     })
+}
+
+/// [`train_and_report`] into `dir`, resumable: when `dir` already holds a
+/// checkpoint of the same configuration and data, the run continues from it
+/// (or, when it is complete, is only evaluated); otherwise it starts afresh.
+/// Checkpoints every 200 steps, so a killed run loses little.
+pub fn train_and_report_resumable(
+    config: &TrainConfig,
+    data: &PreparedData,
+    dir: &Path,
+    progress: bool,
+) -> Result<RunResult> {
+    let ckpt = dir.join(CHECKPOINT_FILE);
+    let resume = match checkpoint::load(&ckpt) {
+        Ok(l)
+            if l.model.cfg == *config && l.record.data.as_ref().is_none_or(|d| *d == data.spec) =>
+        {
+            eprintln!("{}: continuing from step {}", dir.display(), l.record.step);
+            Some(ckpt)
+        }
+        _ => None,
+    };
+    let opts = TrainOptions {
+        progress,
+        checkpoint_every: 200,
+        resume,
+        ..TrainOptions::new(dir)
+    };
+    let name = dir
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    train_and_report(&name, config, data, &opts)
 }

@@ -27,5 +27,6 @@ pub mod plot;
 pub mod progress;
 pub mod report;
 pub mod stats;
+pub mod summary;
 pub mod toy;
 pub mod train;

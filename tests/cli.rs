@@ -161,6 +161,29 @@ fn compare_train_embed_and_verify_end_to_end() {
     assert_eq!(report["runs"][1]["lambda_r"], 1.0);
     assert_eq!(report["lambda_r"], 1.0);
 
+    // over two seeds: each seed's pair, and paired statistics over the seeds
+    let seeds_dir = dir.join("seeds");
+    let mut args = vec![
+        "compare",
+        "--seeds",
+        "1..2",
+        "--out",
+        seeds_dir.to_str().unwrap(),
+    ];
+    args.extend(tiny);
+    let (ok, stdout, err) = regularface(&args);
+    assert!(ok && stdout.contains("over 2 seeds"), "{err}\n{stdout}");
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(seeds_dir.join("compare_seeds.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["runs"].as_array().unwrap().len(), 4);
+    assert_eq!(report["paired"]["asoftmax"]["n"], 2);
+    assert!(report["mcnemar"]["asoftmax"]["p_value"].as_f64().is_some());
+    assert!(seeds_dir.join("seed2/exclusive/report.json").exists());
+    let (ok, _, err) = regularface(&["compare", "--seeds", "3..x"]);
+    assert!(!ok && err.contains("write 1..10 or 1,2,5"), "{err}");
+
     // embed and verify with the trained checkpoint on two images written to disk
     let ckpt = dir.join("baseline").join("checkpoint.safetensors");
     let img = image::RgbImage::from_fn(32, 32, |x, y| {
@@ -336,6 +359,23 @@ fn lfw_ablation_smoke_when_lfw_is_present() {
         report["lambda_choice"][0]["grid"].as_array().unwrap().len(),
         0
     );
+
+    // the parts summarised: one fold here, paired over folds in the report
+    let summary = out.join("summary.json");
+    let (ok, stdout, err) = regularface(&[
+        "ablation",
+        "summarize",
+        fixed_out.to_str().unwrap(),
+        "--out",
+        summary.to_str().unwrap(),
+    ]);
+    assert!(ok && stdout.contains("asoftmax"), "{err}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(s["mcnemar"]["asoftmax"]["n"], 600);
+    assert_eq!(s["runs"].as_array().unwrap().len(), 2);
+    let (ok, _, err) = regularface(&["ablation", "summarize", "/nonexistent", "--out", "x.json"]);
+    assert!(!ok && err.contains("cannot read /nonexistent"), "{err}");
 
     // eval refuses a fold whose pairs were among the model's training people
     let ckpt = fixed_out.join("Asoftmax_lr0_seed1/checkpoint.safetensors");

@@ -2,19 +2,22 @@
 
 use super::args::TrainArgs;
 use super::load_data;
-use anyhow::Result;
-use clap::Args;
-use regularface::ablation::{self, AblationPlan, LambdaPolicy, ABLATION_FILE};
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use regularface::ablation::{self, AblationPlan, AblationReport, LambdaPolicy, ABLATION_FILE};
 use regularface::config::LossKind;
 use regularface::data::source::DataSpec;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Flags of `ablation`.
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct AblationCmd {
+    #[command(subcommand)]
+    action: Option<Action>,
     /// LFW folder with pairs.txt and people.txt.
-    #[arg(long)]
-    lfw: PathBuf,
+    #[arg(long, required = true)]
+    lfw: Option<PathBuf>,
     /// Held-out fold (0-9).
     #[arg(long, default_value_t = 0)]
     fold: usize,
@@ -43,11 +46,77 @@ pub struct AblationCmd {
     quiet: bool,
 }
 
+/// What `ablation` can do besides running one fold.
+#[derive(Subcommand)]
+enum Action {
+    /// Aggregate ablation.json parts (one per fold or per loss) into one report with paired
+    /// statistics over folds and McNemar's test over the pooled test pairs.
+    Summarize {
+        /// The parts: ablation.json files, or folders holding one.
+        #[arg(required = true)]
+        parts: Vec<PathBuf>,
+        /// The aggregated report (JSON).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn read_part(path: &Path) -> Result<AblationReport> {
+    let file = if path.is_dir() {
+        path.join(ABLATION_FILE)
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: not an ablation.json of this version (fold, lambda_r, decisions per run)",
+            file.display()
+        )
+    })
+}
+
+fn summarize(parts: &[PathBuf], out: &Path) -> Result<()> {
+    let parts: Vec<AblationReport> = parts.iter().map(|p| read_part(p)).collect::<Result<_>>()?;
+    let report = ablation::summarize(&parts)?;
+    println!(
+        "{:<10} {:>4} {:>6} {:>12} {:>22} {:>9} {:>14}",
+        "loss", "n", "λ_r", "mean diff pp", "95% CI pp", "p (t)", "p (McNemar)"
+    );
+    for (loss, p) in report["paired"].as_object().into_iter().flatten() {
+        let ci = p["ci95"].as_array();
+        let pp = |v: &serde_json::Value| 100.0 * v.as_f64().unwrap_or(f64::NAN);
+        println!(
+            "{:<10} {:>4} {:>6} {:>12.2} {:>22} {:>9.4} {:>14.4}",
+            loss,
+            p["n"],
+            report["protocol"]["lambda_r"][loss],
+            pp(&p["mean_diff"]),
+            ci.map_or("-".into(), |c| format!(
+                "[{:.2}, {:.2}]",
+                pp(&c[0]),
+                pp(&c[1])
+            )),
+            p["p_value"].as_f64().unwrap_or(f64::NAN),
+            report["mcnemar"][loss]["p_value"]
+                .as_f64()
+                .unwrap_or(f64::NAN)
+        );
+    }
+    nn::checkpoint::write_atomic(out, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    println!("report: {}", out.display());
+    Ok(())
+}
+
 /// Run `ablation`.
 pub fn run(cmd: AblationCmd) -> Result<()> {
+    if let Some(Action::Summarize { parts, out }) = &cmd.action {
+        return summarize(parts, out);
+    }
     let base = cmd.train.config()?;
     let spec = DataSpec::Lfw {
-        root: cmd.lfw,
+        root: cmd.lfw.expect("clap requires --lfw"),
         fold: cmd.fold,
     };
     let data = load_data(&spec, base.input)?;

@@ -4,7 +4,7 @@ use super::args::{DataArgs, TrainArgs};
 use super::load_data;
 use anyhow::Result;
 use clap::Args;
-use regularface::compare::{self, COMPARE_FILE};
+use regularface::compare::{self, COMPARE_FILE, COMPARE_SEEDS_FILE};
 use regularface::config::TrainConfig;
 use std::path::PathBuf;
 
@@ -18,12 +18,80 @@ pub struct CompareCmd {
     /// λ_r of the regularised run.
     #[arg(long = "with-exclusive", id = "with_exclusive", default_value_t = 1.0)]
     lambda_r: f64,
-    /// Output folder (one sub-folder per run, plus compare.json).
+    /// Repeat over these seeds (`1..10` or `1,2,5`): each varies the synthetic data seed and
+    /// the initialisation seed; paired statistics over the seeds in compare_seeds.json.
+    #[arg(long, value_parser = parse_seeds)]
+    seeds: Option<SeedList>,
+    /// Output folder (one sub-folder per run, plus compare.json; with --seeds one per seed).
     #[arg(long, default_value = "runs/compare")]
     out: PathBuf,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+}
+
+/// The seeds of `--seeds`.
+#[derive(Clone)]
+pub struct SeedList(Vec<u64>);
+
+/// `A..B` (inclusive) or a comma-separated list of seeds.
+fn parse_seeds(text: &str) -> Result<SeedList, String> {
+    let bad = |e: std::num::ParseIntError| format!("`{text}`: {e}; write 1..10 or 1,2,5");
+    let seeds: Vec<u64> = match text.split_once("..") {
+        Some((a, b)) => (a.trim().parse().map_err(bad)?..=b.trim().parse().map_err(bad)?).collect(),
+        None => text
+            .split(',')
+            .map(|s| s.trim().parse().map_err(bad))
+            .collect::<Result<_, _>>()?,
+    };
+    if seeds.is_empty() || seeds.len() > 1000 {
+        return Err(format!(
+            "`{text}` names {} seeds; give 1 to 1000",
+            seeds.len()
+        ));
+    }
+    Ok(SeedList(seeds))
+}
+
+fn run_seeds(cmd: &CompareCmd, base: &TrainConfig, seeds: &[u64]) -> Result<()> {
+    let report = compare::run_seeds(
+        base,
+        cmd.lambda_r,
+        &cmd.data.spec(),
+        seeds,
+        &cmd.out,
+        !cmd.quiet,
+    )?;
+    println!(
+        "{:<6} {:>6} {:>10} {:>10} {:>14} {:>8}",
+        "seed", "λ_r", "Sep mean", "Sep std", "verification %", "AUC"
+    );
+    for r in report["runs"].as_array().into_iter().flatten() {
+        println!(
+            "{:<6} {:>6} {:>10.4} {:>10.4} {:>14.2} {:>8.4}",
+            r["seed"].as_u64().unwrap_or(0),
+            r["lambda_r"].as_f64().unwrap_or(f64::NAN),
+            r["sep_mean"].as_f64().unwrap_or(f64::NAN),
+            r["sep_std"].as_f64().unwrap_or(f64::NAN),
+            100.0 * r["accuracy"].as_f64().unwrap_or(f64::NAN),
+            r["auc"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    for (loss, p) in report["paired"].as_object().into_iter().flatten() {
+        let f = |v: &serde_json::Value| 100.0 * v.as_f64().unwrap_or(f64::NAN);
+        println!(
+            "{loss}: mean difference {:+.2} pp over {} seeds, 95% CI [{:.2}, {:.2}], p = {:.4} ({}); McNemar p = {:.4}",
+            f(&p["mean_diff"]),
+            p["n"],
+            f(&p["ci95"][0]),
+            f(&p["ci95"][1]),
+            p["p_value"].as_f64().unwrap_or(f64::NAN),
+            p["test"].as_str().unwrap_or(""),
+            report["mcnemar"][loss]["p_value"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    println!("report: {}", cmd.out.join(COMPARE_SEEDS_FILE).display());
+    Ok(())
 }
 
 /// Run `compare`.
@@ -32,6 +100,9 @@ pub fn run(cmd: CompareCmd) -> Result<()> {
         lambda_r: 0.0,
         ..cmd.train.config()?
     };
+    if let Some(SeedList(seeds)) = &cmd.seeds {
+        return run_seeds(&cmd, &base, seeds);
+    }
     let data = load_data(&cmd.data.spec(), base.input)?;
     let runs = compare::run(&base, cmd.lambda_r, &data, &cmd.out, !cmd.quiet)?;
     println!(
