@@ -12,8 +12,11 @@ pub mod images;
 pub mod lfw;
 pub mod loader;
 pub mod mnist;
+pub mod pickle;
+pub mod recordio;
 pub mod source;
 pub mod synthetic;
+pub mod verification_bin;
 
 /// Preprocessed images and their identity labels.
 #[derive(Debug, Clone, Default)]
