@@ -184,7 +184,8 @@ fn choose_lambda(
             ..TrainOptions::new(&dir)
         };
         let outcome = crate::train::train(&c, fit, &opts)?;
-        let report = crate::report::evaluate(&outcome.model, val, &outcome.checkpoint, &dir, None)?;
+        let report =
+            crate::report::evaluate(&outcome.model, val, &outcome.checkpoint, &dir, None, &[])?;
         let acc = report.verification.mean_accuracy;
         eprintln!("validation {:?} λ_r {l}: {:.2}%", cfg.loss, 100.0 * acc);
         scores.push((l, acc));

@@ -52,6 +52,7 @@ pub fn train_and_report(
         &outcome.checkpoint,
         dir,
         Some(&dir.join(METRICS_FILE)),
+        &opts.eval_bins,
     )?;
     Ok(RunResult {
         name: name.into(),

@@ -20,6 +20,7 @@ pub mod compare;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod eval_bin;
 pub mod experiment;
 pub mod metrics;
 pub mod model;

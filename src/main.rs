@@ -40,6 +40,9 @@ enum Command {
     Bench(cli::bench::BenchCmd),
     /// Train with and without the exclusive regularizer (same data, same seed) and compare.
     Compare(cli::compare::CompareCmd),
+    /// Pack an image folder into a RecordIO pack (train.rec/.idx, property), or LFW's pairs
+    /// into a .bin verification set, as insightface's tools write them.
+    Pack(cli::pack::PackCmd),
     /// Version and compute back end (threads, CPU features, kernels), for bug reports.
     Info,
 }
@@ -60,6 +63,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Ablation(c) => cli::ablation::run(c),
         Command::Bench(c) => cli::bench::run(c),
         Command::Compare(c) => cli::compare::run(c),
+        Command::Pack(c) => cli::pack::run(c),
         Command::Info => cli::info::run(),
     }
 }

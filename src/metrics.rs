@@ -63,6 +63,13 @@ impl MetricsLog {
         Ok(MetricsLog { path, file })
     }
 
+    /// Append the verification results on `.bin` sets after step `step`:
+    /// `{"step": .., "verification": [{"name", "accuracy", ...}, ...]}`.
+    pub fn write_verification<T: Serialize>(&mut self, step: u64, results: &[T]) -> Result<()> {
+        let line = serde_json::json!({"step": step, "verification": results});
+        writeln!(self.file, "{line}").with_context(|| format!("writing {}", self.path.display()))
+    }
+
     /// Append one line.
     pub fn write(&mut self, line: &MetricsLine) -> Result<()> {
         writeln!(self.file, "{}", serde_json::to_string(line)?)

@@ -4,12 +4,13 @@
 
 use crate::data::source::PreparedData;
 use crate::eval::{embed, rank1_identification, verify_folds, Verification};
+use crate::eval_bin::{evaluate_bin, BinResult};
 use crate::model::FaceModel;
 use crate::plot;
 use anyhow::{bail, Context, Result};
 use facelosses::SeparabilityStats;
 use serde::Serialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// File name of the evaluation report in a run's folder.
 pub const REPORT_FILE: &str = "report.json";
@@ -28,16 +29,22 @@ pub struct EvalReport {
     pub rank1_identification: Option<f64>,
     /// Inter-class separability of the classifier (Sep_i; 20 bins over [-1, 1]).
     pub sep: SeparabilityStats,
+    /// insightface `.bin` sets evaluated (`--eval-bin`), with both protocols.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bins: Vec<BinResult>,
 }
 
-/// Evaluate `model` on `data`'s pairs; write `report.json`, `roc.svg`,
-/// `sep_hist.svg` (and `loss.svg` when `metrics` exists) into `out_dir`.
+/// Evaluate `model` on `data`'s pairs and on the `.bin` sets `bins`; write
+/// `report.json`, `roc.svg`, `sep_hist.svg` (and, when `metrics` exists,
+/// `loss.svg` and, when it holds verification lines, `verification.svg`)
+/// into `out_dir`.
 pub fn evaluate(
     model: &FaceModel,
     data: &PreparedData,
     checkpoint: &Path,
     out_dir: &Path,
     metrics: Option<&Path>,
+    bins: &[PathBuf],
 ) -> Result<EvalReport> {
     if data.pairs.is_empty() {
         bail!("no verification pairs: the evaluation data has too few identities");
@@ -50,6 +57,10 @@ pub fn evaluate(
         verification,
         rank1_identification: rank1_identification(&features, &data.eval.labels),
         sep: model.separability(),
+        bins: bins
+            .iter()
+            .map(|b| evaluate_bin(model, b))
+            .collect::<Result<_>>()?,
     };
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
@@ -86,6 +97,34 @@ pub fn evaluate(
             "loss",
             &[("loss", pts)],
         )?;
+        let mut series: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
+        for v in text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        {
+            for b in v["verification"].as_array().into_iter().flatten() {
+                if let (Some(step), Some(name), Some(acc)) = (
+                    v["step"].as_f64(),
+                    b["name"].as_str(),
+                    b["accuracy"].as_f64(),
+                ) {
+                    series.entry(name.into()).or_default().push((step, acc));
+                }
+            }
+        }
+        if !series.is_empty() {
+            let lines: Vec<(&str, Vec<(f64, f64)>)> = series
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.clone()))
+                .collect();
+            plot::line_chart(
+                &out_dir.join("verification.svg"),
+                "verification accuracy (insightface protocol)",
+                "step",
+                "accuracy",
+                &lines,
+            )?;
+        }
     }
     Ok(report)
 }

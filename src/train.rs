@@ -10,6 +10,7 @@ use crate::data::loader::{Prefetcher, Sampler};
 use crate::data::source::PreparedData;
 use crate::data::synthetic::make_pairs;
 use crate::eval::fit_plain_threshold;
+use crate::eval_bin::{evaluate_bin_data, BinData};
 use crate::metrics::{MetricsLine, MetricsLog};
 use crate::model::{Diverged, FaceModel};
 use crate::progress::Progress;
@@ -35,6 +36,10 @@ pub struct TrainOptions {
     pub stop_after: Option<u64>,
     /// Feed this step's batch as NaN (tests of the divergence guard).
     pub inject_nan_at: Option<u64>,
+    /// insightface `.bin` sets to verify on, every `eval_every` steps and at the end.
+    pub eval_bins: Vec<PathBuf>,
+    /// Steps between verifications on `eval_bins` (0: only at the end).
+    pub eval_every: u64,
 }
 
 impl TrainOptions {
@@ -48,6 +53,8 @@ impl TrainOptions {
             progress: false,
             stop_after: None,
             inject_nan_at: None,
+            eval_bins: vec![],
+            eval_every: 0,
         }
     }
 }
@@ -132,6 +139,11 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &TrainOptions) -> Res
         data: Some(data.spec.clone()),
         threshold: None,
     };
+    let bins = opts
+        .eval_bins
+        .iter()
+        .map(|b| BinData::load(b, cfg.input))
+        .collect::<Result<Vec<_>>>()?;
     let mut progress = Progress::new(cfg.steps, first_step, opts.progress);
     let mut history = vec![];
     let (t0, mut t_log, mut images_since_log) = (Instant::now(), Instant::now(), 0usize);
@@ -179,6 +191,10 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &TrainOptions) -> Res
             progress.update(done, &line);
             history.push(line);
             (t_log, images_since_log) = (Instant::now(), 0);
+        }
+        if !bins.is_empty() && opts.eval_every > 0 && (done % opts.eval_every == 0 || done == end) {
+            let results: Vec<_> = bins.iter().map(|b| evaluate_bin_data(&model, b)).collect();
+            metrics.write_verification(done, &results)?;
         }
         if opts.checkpoint_every > 0 && done % opts.checkpoint_every == 0 && done < cfg.steps {
             record.step = done;

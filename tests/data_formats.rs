@@ -262,3 +262,64 @@ fn hostile_pickles_give_clear_errors() {
     });
     assert!(err(&odd).contains("two images per pair"));
 }
+
+#[test]
+fn insightface_protocol_folds_and_accuracy() {
+    use regularface::eval_bin::{insightface_accuracy, kfold_of};
+    // KFold(10) without shuffling: 6,000 pairs are LFW's ten folds of 600;
+    // 13 pairs give folds of 2, 2, 2, then 1.
+    assert_eq!(
+        (kfold_of(0, 6000), kfold_of(599, 6000), kfold_of(600, 6000)),
+        (0, 0, 1)
+    );
+    let folds: Vec<usize> = (0..13).map(|i| kfold_of(i, 13)).collect();
+    assert_eq!(folds, vec![0, 0, 1, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9]);
+    // separable distances (same < 1.0 <= different): every fold is right, at the
+    // first threshold above the largest same-person distance
+    let same: Vec<bool> = (0..40).map(|i| i % 2 == 0).collect();
+    let dist: Vec<f64> = (0..40)
+        .map(|i| {
+            if i % 2 == 0 {
+                0.5 + i as f64 * 0.001
+            } else {
+                1.5
+            }
+        })
+        .collect();
+    let (acc, std, thr) = insightface_accuracy(&dist, &same);
+    assert_eq!((acc, std), (1.0, 0.0));
+    assert!((0.54..=0.55).contains(&thr), "{thr}");
+}
+
+#[test]
+fn a_model_evaluates_on_a_bin_set() {
+    use regularface::config::TrainConfig;
+    use regularface::model::FaceModel;
+    let dir = scratch("evalbin");
+    let images: Vec<Vec<u8>> = (0..8u8)
+        .map(|i| encoded(image::ImageFormat::Png, 20 * i))
+        .collect();
+    let set = BinSet {
+        images,
+        issame: vec![true, false, true, false],
+    };
+    let path = dir.join("tiny.bin");
+    verification_bin::write(&path, &set).unwrap();
+    let cfg = TrainConfig {
+        input: (3, 32, 32),
+        feature_dim: 16,
+        ..TrainConfig::DEFAULT
+    };
+    let model = FaceModel::new(&cfg, 3).unwrap();
+    let r = regularface::eval_bin::evaluate_bin(&model, &path).unwrap();
+    assert_eq!((r.name.as_str(), r.pairs), ("tiny", 4));
+    assert!((0.0..=1.0).contains(&r.accuracy) && (0.0..=1.0).contains(&r.sphereface_accuracy));
+    let mut broken = set.clone();
+    broken.images[5] = b"not an image".to_vec();
+    verification_bin::write(&path, &broken).unwrap();
+    let err = format!(
+        "{:#}",
+        regularface::eval_bin::evaluate_bin(&model, &path).unwrap_err()
+    );
+    assert!(err.contains("tiny.bin image 5"), "{err}");
+}

@@ -113,3 +113,33 @@ fn the_real_lfw_files_parse_exactly() {
         );
     }
 }
+
+#[test]
+fn a_bin_packed_from_lfw_pairs_holds_the_same_pairs_as_the_folder() {
+    let Some(root) = common::shared_data("lfw", "pairs.txt") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("regularface-lfwbin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("fold3.bin");
+    let n = regularface::data::pack::lfw_pairs_to_bin(&root, &[3], &bin).unwrap();
+    assert_eq!(n, 600);
+    let input = (3, 56, 48);
+    let (from_bin, same) = regularface::eval_bin::load_bin_images(&bin, input).unwrap();
+    let lfw = Lfw::open(&root).unwrap();
+    let (from_folder, pairs, _) = lfw.pair_set(&[3], input.0, input.1, input.2).unwrap();
+    assert_eq!(from_bin.len(), 1200);
+    for (i, p) in pairs.iter().enumerate() {
+        assert_eq!(same[i], p.same, "pair {i}");
+        assert_eq!(
+            from_bin.image(2 * i),
+            from_folder.image(p.a),
+            "pair {i}, first image"
+        );
+        assert_eq!(
+            from_bin.image(2 * i + 1),
+            from_folder.image(p.b),
+            "pair {i}, second image"
+        );
+    }
+}

@@ -17,6 +17,10 @@ pub struct EvalCmd {
     checkpoint: PathBuf,
     #[command(flatten)]
     data: DataArgs,
+    /// insightface verification sets (lfw.bin, cfp_fp.bin, agedb_30.bin, ...) to verify on as
+    /// well, with insightface's protocol; repeat for several.
+    #[arg(long)]
+    eval_bin: Vec<PathBuf>,
     /// Output folder for report.json and plots.
     #[arg(long, default_value = "runs/eval")]
     out: PathBuf,
@@ -37,6 +41,7 @@ pub fn run(cmd: EvalCmd) -> Result<()> {
         &cmd.checkpoint,
         &cmd.out,
         metrics.as_deref(),
+        &cmd.eval_bin,
     )?;
     print_report(&report);
     println!("report: {}", cmd.out.join(REPORT_FILE).display());

@@ -9,6 +9,7 @@ pub mod embed;
 pub mod eval;
 pub mod info;
 pub mod mnist_toy;
+pub mod pack;
 pub mod train;
 pub mod verify;
 
@@ -55,6 +56,18 @@ pub fn print_report(r: &EvalReport) {
         "Sep mean {:.4}  std {:.4}  (min {:.4}, max {:.4})",
         r.sep.mean, r.sep.std, r.sep.min, r.sep.max
     );
+    for b in &r.bins {
+        println!(
+            "{}: {:.2}% ± {:.2}% over {} pairs (insightface protocol, threshold {:.2}); SphereFace protocol {:.2}% ± {:.2}%",
+            b.name,
+            100.0 * b.accuracy,
+            100.0 * b.std,
+            b.pairs,
+            b.threshold,
+            100.0 * b.sphereface_accuracy,
+            100.0 * b.sphereface_std
+        );
+    }
 }
 
 /// Images given on the command line, preprocessed for the model; an unreadable one is an error.

@@ -25,6 +25,13 @@ pub struct TrainCmd {
     /// Continue the run saved in this checkpoint (same flags as the original run).
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// insightface verification sets to verify on during training and at the end (insightface's
+    /// protocol); repeat for several.
+    #[arg(long)]
+    eval_bin: Vec<PathBuf>,
+    /// Verify on the --eval-bin sets every N steps (0: only at the end).
+    #[arg(long, default_value_t = 0)]
+    eval_every: u64,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -38,6 +45,8 @@ pub fn run(cmd: TrainCmd) -> Result<()> {
         checkpoint_every: cmd.checkpoint_every,
         resume: cmd.resume,
         progress: !cmd.quiet,
+        eval_bins: cmd.eval_bin,
+        eval_every: cmd.eval_every,
         ..TrainOptions::new(&cmd.out)
     };
     let run = train_and_report("train", &cfg, &data, &opts)?;

@@ -125,14 +125,13 @@ pub fn load_files(
     (set, skipped)
 }
 
-/// An image folder: one sub-folder per identity (sorted by name), images inside.
-/// Fails when the folder is missing or holds no image at all.
-pub fn load_folder(
-    dir: &Path,
-    channels: usize,
-    h: usize,
-    w: usize,
-) -> Result<(FaceSet, Vec<Skipped>)> {
+/// Image files as (identity index, path), and the identities' names.
+pub type FolderListing = (Vec<(usize, PathBuf)>, Vec<String>);
+
+/// The image files of a folder with one sub-folder per identity (sorted by
+/// name), as (identity index, path), and the identities' names. Fails when the
+/// folder is missing or holds no image at all.
+pub fn list_folder(dir: &Path) -> Result<FolderListing> {
     if !dir.is_dir() {
         bail!(
             "data folder {} does not exist (expected one sub-folder of images per identity)",
@@ -165,6 +164,18 @@ pub fn load_folder(
             IMAGE_EXTENSIONS.join(", ")
         );
     }
+    Ok((files, names))
+}
+
+/// An image folder: one sub-folder per identity (sorted by name), images inside.
+/// Fails when the folder is missing or holds no image at all.
+pub fn load_folder(
+    dir: &Path,
+    channels: usize,
+    h: usize,
+    w: usize,
+) -> Result<(FaceSet, Vec<Skipped>)> {
+    let (files, names) = list_folder(dir)?;
     let (set, skipped) = load_files(&files, names, channels, h, w);
     if set.is_empty() {
         bail!(

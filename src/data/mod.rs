@@ -12,6 +12,7 @@ pub mod images;
 pub mod lfw;
 pub mod loader;
 pub mod mnist;
+pub mod pack;
 pub mod pickle;
 pub mod recordio;
 pub mod source;
