@@ -10,6 +10,7 @@
 
 use crate::config::{LossKind, TrainConfig};
 use crate::data::source::PreparedData;
+use crate::data::stream::TrainImages;
 use crate::data::synthetic::make_pairs;
 use crate::data::FaceSet;
 use crate::experiment::{train_and_report_resumable, RunResult};
@@ -121,24 +122,27 @@ fn validation_split(train: &FaceSet) -> (FaceSet, FaceSet) {
 
 /// The validation split as two prepared data sets: the fitting people (train
 /// only) and the validation people with their pairs (evaluation only).
-fn validation_data(data: &PreparedData) -> (PreparedData, PreparedData) {
-    let (fit, val) = validation_split(&data.train);
+fn validation_data(data: &PreparedData) -> Result<(PreparedData, PreparedData)> {
+    let TrainImages::Memory(train) = &data.train else {
+        bail!("the validation grid needs its training images in memory (LFW)");
+    };
+    let (fit, val) = validation_split(train);
     let pairs = make_pairs(&val, 30, 7);
     let fit = PreparedData {
         spec: data.spec.clone(),
-        train: Arc::new(fit),
+        train: TrainImages::Memory(Arc::new(fit)),
         eval: FaceSet::default(),
         pairs: vec![],
         skipped: vec![],
     };
     let val = PreparedData {
         spec: data.spec.clone(),
-        train: Arc::new(FaceSet::default()),
+        train: TrainImages::Memory(Arc::new(FaceSet::default())),
         eval: val,
         pairs,
         skipped: vec![],
     };
-    (fit, val)
+    Ok((fit, val))
 }
 
 fn ablation_run(fold: usize, r: &RunResult) -> AblationRun {
@@ -248,7 +252,10 @@ pub fn run(
                 grid: vec![],
             },
             LambdaPolicy::Grid { candidates, steps } => {
-                let (fit, val) = validation.get_or_insert_with(|| validation_data(data));
+                if validation.is_none() {
+                    validation = Some(validation_data(data)?);
+                }
+                let (fit, val) = validation.as_ref().expect("set above");
                 choose_lambda(&cfg, candidates, *steps, (fit, val), out, progress)?
             }
         };

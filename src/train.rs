@@ -8,6 +8,7 @@ use crate::checkpoint::{self, RunRecord, Threshold, CHECKPOINT_FILE};
 use crate::config::TrainConfig;
 use crate::data::loader::{Prefetcher, Sampler};
 use crate::data::source::PreparedData;
+use crate::data::stream::TrainImages;
 use crate::data::synthetic::make_pairs;
 use crate::eval::fit_plain_threshold;
 use crate::eval_bin::{evaluate_bin_data, BinData};
@@ -75,6 +76,8 @@ pub struct TrainOutcome {
 
 /// Pairs of training identities per fold for the stored threshold (600 in all).
 const THRESHOLD_PAIRS_PER_FOLD: usize = 30;
+/// Images decoded from a streamed pack to draw those pairs from.
+const THRESHOLD_SAMPLE: usize = 2400;
 
 /// Train `cfg` on `data.train`, or continue the run in `opts.resume`.
 pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &TrainOptions) -> Result<TrainOutcome> {
@@ -82,13 +85,9 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &TrainOptions) -> Res
     std::fs::create_dir_all(&opts.out_dir)
         .with_context(|| format!("cannot create output folder {}", opts.out_dir.display()))?;
     let (c, h, w) = cfg.input;
-    if (train_set.channels, train_set.height, train_set.width) != (c, h, w) {
-        bail!(
-            "data is {}x{}x{} but the model expects {c}x{h}x{w}",
-            train_set.channels,
-            train_set.height,
-            train_set.width
-        );
+    if train_set.input() != (c, h, w) {
+        let (dc, dh, dw) = train_set.input();
+        bail!("data is {dc}x{dh}x{dw} but the model expects {c}x{h}x{w}");
     }
     let (mut model, mut opt, first_step) = match &opts.resume {
         Some(path) => {
@@ -204,10 +203,18 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &TrainOptions) -> Res
     }
     drop(loader);
     let secs = t0.elapsed().as_secs_f64();
-    let pairs = make_pairs(train_set, THRESHOLD_PAIRS_PER_FOLD, cfg.seed);
+    let sampled;
+    let threshold_set = match train_set {
+        TrainImages::Memory(set) => set.as_ref(),
+        TrainImages::Pack(pack) => {
+            sampled = pack.sample(THRESHOLD_SAMPLE, 4, cfg.seed);
+            &sampled
+        }
+    };
+    let pairs = make_pairs(threshold_set, THRESHOLD_PAIRS_PER_FOLD, cfg.seed);
     if !pairs.is_empty() {
         record.threshold = Some(Threshold {
-            value: fit_plain_threshold(model.backbone.as_ref(), train_set, &pairs),
+            value: fit_plain_threshold(model.backbone.as_ref(), threshold_set, &pairs),
             fitted_on: format!("{} pairs of training identities", pairs.len()),
         });
     }

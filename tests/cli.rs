@@ -410,3 +410,106 @@ fn lfw_ablation_smoke_when_lfw_is_present() {
         .collect();
     assert_eq!(losses, vec![serde_json::json!("center"); 2]);
 }
+
+/// Peak memory a `train` printed (`peak memory N MiB`).
+fn peak_mib(stderr: &str) -> f64 {
+    let at = stderr
+        .find("peak memory ")
+        .expect("train prints its peak memory")
+        + 12;
+    stderr[at..].split(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn training_streams_a_pack_with_memory_flat_in_its_size() {
+    let dir = std::env::temp_dir().join(format!("regularface-stream-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // 30 identities of 4 JPEG faces-to-be; the large pack repeats each image 20 times
+    let (small, large) = (dir.join("small"), dir.join("large"));
+    for id in 0..30u32 {
+        for (root, copies) in [(&small, 1), (&large, 20)] {
+            let person = root.join(format!("id{id:02}"));
+            std::fs::create_dir_all(&person).unwrap();
+            for k in 0..4u32 {
+                let img = image::RgbImage::from_fn(112, 112, |x, y| {
+                    image::Rgb([
+                        (x * 2 + id * 7) as u8,
+                        (y * 2 + k * 30) as u8,
+                        (id * 5) as u8,
+                    ])
+                });
+                for c in 0..copies {
+                    img.save(person.join(format!("{k}_{c}.jpg"))).unwrap();
+                }
+            }
+        }
+    }
+    let pairs = dir.join("pairs.bin");
+    let mut peaks = vec![];
+    for (root, images) in [(&small, 120), (&large, 2400)] {
+        let pack = root.with_extension("pack");
+        let (ok, stdout, err) = regularface(&[
+            "pack",
+            "--images",
+            root.to_str().unwrap(),
+            "--out",
+            pack.to_str().unwrap(),
+        ]);
+        assert!(
+            ok && stdout.contains(&format!("packed {images} images of 30 identities")),
+            "{err}"
+        );
+        if !pairs.exists() {
+            // a verification set from the small pack's images, written by our own writer
+            let img = |id: u32, k: u32| {
+                std::fs::read(small.join(format!("id{id:02}/{k}_0.jpg"))).unwrap()
+            };
+            let set = regularface::data::verification_bin::BinSet {
+                images: (0..20)
+                    .flat_map(|i| [img(i, 0), img(if i % 2 == 0 { i } else { i + 1 }, 1)])
+                    .collect(),
+                issame: (0..20).map(|i| i % 2 == 0).collect(),
+            };
+            regularface::data::verification_bin::write(&pairs, &set).unwrap();
+        }
+        let out = dir.join(format!("run{images}"));
+        let (ok, stdout, err) = regularface(&[
+            "train",
+            "--rec",
+            pack.to_str().unwrap(),
+            "--rec-pairs",
+            pairs.to_str().unwrap(),
+            "--steps",
+            "30",
+            "--batch",
+            "16",
+            "--height",
+            "56",
+            "--width",
+            "48",
+            "--feature-dim",
+            "32",
+            "--quiet",
+            "--threads",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(
+            ok && stdout.contains("over 10 folds (20 pairs)"),
+            "{err}\n{stdout}"
+        );
+        assert!(
+            err.contains(&format!("{images} training images of 30 identities")),
+            "{err}"
+        );
+        peaks.push(peak_mib(&err));
+    }
+    // 20 times the images (about 20x the bytes on disk): peak memory within a few MiB
+    assert!(
+        peaks[1] < peaks[0] + 16.0,
+        "peak memory {peaks:?} MiB grows with the pack"
+    );
+    let (ok, _, err) = regularface(&["train", "--rec", small.to_str().unwrap()]);
+    assert!(!ok && err.contains("--rec-pairs"), "{err}");
+}

@@ -23,6 +23,12 @@ pub struct DataArgs {
     /// MNIST folder (IDX files, raw or gzip).
     #[arg(long, conflicts_with_all = ["data", "lfw"])]
     pub mnist: Option<PathBuf>,
+    /// insightface RecordIO pack folder (train.rec, train.idx, property), streamed from disk.
+    #[arg(long, conflicts_with_all = ["data", "lfw", "mnist"], requires = "rec_pairs")]
+    pub rec: Option<PathBuf>,
+    /// With --rec: the .bin verification set (e.g. lfw.bin) whose pairs the run is verified on.
+    #[arg(long, requires = "rec")]
+    pub rec_pairs: Option<PathBuf>,
     /// Synthetic: training identities.
     #[arg(long, default_value_t = 100)]
     pub identities: usize,
@@ -49,6 +55,11 @@ impl DataArgs {
             DataSpec::Folder { root: root.clone() }
         } else if let Some(root) = &self.mnist {
             DataSpec::Mnist { root: root.clone() }
+        } else if let (Some(root), Some(verify)) = (&self.rec, &self.rec_pairs) {
+            DataSpec::Rec {
+                root: root.clone(),
+                verify: verify.clone(),
+            }
         } else {
             DataSpec::Synthetic {
                 identities: self.identities,

@@ -51,9 +51,10 @@ pub fn run(cmd: TrainCmd) -> Result<()> {
     };
     let run = train_and_report("train", &cfg, &data, &opts)?;
     eprintln!(
-        "trained {} steps at {:.1} images/s; checkpoint {}",
+        "trained {} steps at {:.1} images/s, peak memory {:.0} MiB; checkpoint {}",
         run.steps,
         run.images_per_s,
+        regularface::bench::peak_rss_mib(),
         run.checkpoint.display()
     );
     print_report(&run.report);

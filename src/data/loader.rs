@@ -6,9 +6,9 @@
 //! So a run resumed at step `s` sees exactly the batches the uninterrupted run
 //! would have seen.
 
+use super::stream::TrainImages;
 use super::FaceSet;
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use tensor::{Rng, Tensor};
 
@@ -94,7 +94,7 @@ pub struct Prefetcher {
 
 impl Prefetcher {
     /// Start assembling batches.
-    pub fn start(set: Arc<FaceSet>, sampler: Sampler, start: u64, end: u64, depth: usize) -> Self {
+    pub fn start(set: TrainImages, sampler: Sampler, start: u64, end: u64, depth: usize) -> Self {
         let (tx, rx) = sync_channel(depth.max(1));
         let handle = std::thread::spawn(move || {
             // The epoch's permutation is made once per epoch, not once per step.
@@ -105,10 +105,8 @@ impl Prefetcher {
                     order = Some((epoch, sampler.epoch_order(epoch)));
                 }
                 let (idx, flips) = sampler.batch_in(&order.as_ref().expect("set above").1, step);
-                let batch = Batch {
-                    images: to_tensor(&set, &idx, &flips),
-                    labels: idx.iter().map(|&i| set.labels[i]).collect(),
-                };
+                let (images, labels) = set.batch(&idx, &flips);
+                let batch = Batch { images, labels };
                 if tx.send(batch).is_err() {
                     return; // the consumer stopped early
                 }

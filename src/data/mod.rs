@@ -16,6 +16,7 @@ pub mod pack;
 pub mod pickle;
 pub mod recordio;
 pub mod source;
+pub mod stream;
 pub mod synthetic;
 pub mod verification_bin;
 

@@ -4,8 +4,10 @@
 
 use super::images::{load_folder, Skipped};
 use super::lfw::Lfw;
+use super::stream::{PackImages, TrainImages};
 use super::synthetic::{self, SyntheticConfig};
 use super::{mnist, FaceSet, Pair};
+use crate::eval_bin::{kfold_of, load_bin_images};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -43,6 +45,13 @@ pub enum DataSpec {
         /// The folder of IDX files.
         root: PathBuf,
     },
+    /// An insightface RecordIO pack, streamed; verified on a `.bin` set's pairs.
+    Rec {
+        /// The folder with `train.rec` and `train.idx`.
+        root: PathBuf,
+        /// The `.bin` verification set whose pairs are the data's pairs.
+        verify: PathBuf,
+    },
 }
 
 impl DataSpec {
@@ -73,8 +82,8 @@ impl DataSpec {
 pub struct PreparedData {
     /// Where it came from (recorded in checkpoints).
     pub spec: DataSpec,
-    /// Training set (shared with the loader thread).
-    pub train: Arc<FaceSet>,
+    /// Training images (shared with the loader thread).
+    pub train: TrainImages,
     /// Images the pairs index.
     pub eval: FaceSet,
     /// Verification pairs, 10 folds.
@@ -156,14 +165,40 @@ pub fn prepare(spec: &DataSpec, (c, h, w): (usize, usize, usize)) -> Result<Prep
             let pairs = synthetic::make_pairs(&test, 30, 1);
             (train, test, pairs, vec![])
         }
+        DataSpec::Rec { root, verify } => {
+            let train = TrainImages::Pack(Arc::new(PackImages::open(root, (c, h, w))?));
+            let (eval, same) = load_bin_images(verify, (c, h, w))?;
+            let pairs = same
+                .iter()
+                .enumerate()
+                .map(|(i, &same)| Pair {
+                    a: 2 * i,
+                    b: 2 * i + 1,
+                    same,
+                    fold: kfold_of(i, same_len(&eval)),
+                })
+                .collect();
+            return Ok(PreparedData {
+                spec: spec.clone(),
+                train,
+                eval,
+                pairs,
+                skipped: vec![],
+            });
+        }
     };
     Ok(PreparedData {
         spec: spec.clone(),
-        train: Arc::new(train),
+        train: TrainImages::Memory(Arc::new(train)),
         eval,
         pairs,
         skipped,
     })
+}
+
+/// Pairs in a `.bin` set's images (two images per pair).
+fn same_len(eval: &FaceSet) -> usize {
+    eval.len() / 2
 }
 
 fn to_grey(set: &FaceSet) -> FaceSet {
