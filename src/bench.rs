@@ -47,6 +47,7 @@ pub const WORKLOADS: &[&str] = &[
     "sphere20_embed_b32",
     "exclusive_c1000",
     "exclusive_c10572",
+    "loader_pack_112",
 ];
 
 /// Peak resident set size of this process (VmHWM), in MiB.
@@ -241,6 +242,20 @@ pub fn run_one(name: &str, quick: bool) -> Result<Vec<BenchResult>> {
                 format!("SphereFace-20 inference, batch {batch}, no graph"),
             )]
         }
+        "loader_pack_112" => {
+            let (images, batch) = (b(1024, 32), b(64, 8));
+            let rates = loader_rates(images, batch, warm + steps)?;
+            vec![result(
+                name,
+                "img_per_s",
+                rates[warm..].to_vec(),
+                format!(
+                    "read + decode + crop to 3x112x96 from a RecordIO pack of {images} 112x112 JPEG faces, \
+                     batches of {batch}, decode pool of {} threads",
+                    std::thread::available_parallelism().map_or(2, |n| n.get()).min(8)
+                ),
+            )]
+        }
         "exclusive_c1000" | "exclusive_c10572" => {
             let c = if name.ends_with("10572") {
                 10_572
@@ -371,4 +386,45 @@ fn profile_config(cfg: &TrainConfig, classes: usize) -> Result<Vec<(String, f64)
         }
     }
     Ok(rows)
+}
+
+/// Loader throughput: a temporary pack of `images` synthetic 112x112 JPEG
+/// faces, read back as training batches of `batch` at SphereFace's 3x112x96
+/// (img/s per pass over `passes` batches).
+fn loader_rates(images: usize, batch: usize, passes: usize) -> Result<Vec<f64>> {
+    use crate::data::recordio::PackWriter;
+    use crate::data::stream::{PackImages, TrainImages};
+    use crate::data::synthetic::{generate, SyntheticConfig};
+    let dir = std::env::temp_dir().join(format!("regularface-bench-pack-{}", std::process::id()));
+    let faces = generate(&SyntheticConfig {
+        identities: images / 8,
+        images_per_identity: 8,
+        height: 112,
+        width: 112,
+        seed: 1,
+        difficulty: 1.0,
+    });
+    let mut w = PackWriter::create(&dir, 112, 112)?;
+    for i in 0..faces.len() {
+        let px = faces.image(i);
+        let plane = 112 * 112;
+        let rgb: Vec<u8> = (0..plane).flat_map(|p| [px[p], px[plane + p], px[2 * plane + p]]).collect();
+        let img = image::RgbImage::from_raw(112, 112, rgb).context("synthetic face")?;
+        let mut jpeg = std::io::Cursor::new(vec![]);
+        image::DynamicImage::ImageRgb8(img).write_to(&mut jpeg, image::ImageFormat::Jpeg)?;
+        w.add(faces.labels[i], &jpeg.into_inner())?;
+    }
+    w.finish()?;
+    let pack = TrainImages::Pack(std::sync::Arc::new(PackImages::open(&dir, (3, 112, 96))?));
+    let mut rng = Rng::new(5);
+    let rates = (0..passes)
+        .map(|_| {
+            let idx: Vec<usize> = (0..batch).map(|_| rng.below(pack.len())).collect();
+            let t = Instant::now();
+            std::hint::black_box(pack.batch(&idx, &vec![false; batch]));
+            batch as f64 / t.elapsed().as_secs_f64()
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(rates)
 }
