@@ -408,7 +408,9 @@ fn loader_rates(images: usize, batch: usize, passes: usize) -> Result<Vec<f64>> 
     for i in 0..faces.len() {
         let px = faces.image(i);
         let plane = 112 * 112;
-        let rgb: Vec<u8> = (0..plane).flat_map(|p| [px[p], px[plane + p], px[2 * plane + p]]).collect();
+        let rgb: Vec<u8> = (0..plane)
+            .flat_map(|p| [px[p], px[plane + p], px[2 * plane + p]])
+            .collect();
         let img = image::RgbImage::from_raw(112, 112, rgb).context("synthetic face")?;
         let mut jpeg = std::io::Cursor::new(vec![]);
         image::DynamicImage::ImageRgb8(img).write_to(&mut jpeg, image::ImageFormat::Jpeg)?;

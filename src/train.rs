@@ -132,6 +132,8 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &TrainOptions) -> Res
     let end = opts.stop_after.map_or(cfg.steps, |s| s.min(cfg.steps));
     let mut loader = Prefetcher::start(train_set.clone(), sampler, first_step, end, 2);
     let ckpt_path = opts.out_dir.join(CHECKPOINT_FILE);
+    // A write killed mid-way (or that failed on a full disk in an older version) left this.
+    let _ = std::fs::remove_file(nn::checkpoint::temporary_path(&ckpt_path));
     let mut metrics = MetricsLog::open(&opts.out_dir, first_step)?;
     let mut record = RunRecord {
         step: first_step,

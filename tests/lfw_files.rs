@@ -143,3 +143,51 @@ fn a_bin_packed_from_lfw_pairs_holds_the_same_pairs_as_the_folder() {
         );
     }
 }
+
+#[test]
+fn pairs_and_people_folds_must_name_the_same_people() {
+    use regularface::data::lfw::check_folds_agree;
+    let pairs = parse_pairs(PAIRS, "pairs.txt").unwrap();
+    // PAIRS uses Alice, Bob and Carol in fold 0 and Carol, Dave, Bob in fold 1
+    let agree = "2\n3\nAlice 2\nBob 3\nCarol 2\n3\nCarol 2\nDave 3\nBob 3\n";
+    assert!(check_folds_agree(&pairs, &parse_people(agree, "p").unwrap(), "lfw").is_ok());
+    let err = check_folds_agree(&pairs, &parse_people(PEOPLE, "p").unwrap(), "lfw").unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("pair 3 of pairs.txt (fold 0) names Bob")
+            || err.contains("pair 4 of pairs.txt (fold 0) names Carol, who is in fold 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn lfw_pair_images_are_labelled_by_person_so_rank1_is_defined() {
+    let Some(root) = common::shared_data("lfw", "pairs.txt") else {
+        return;
+    };
+    let lfw = Lfw::open(&root).unwrap();
+    let (set, pairs, _) = lfw.pair_set(&[2], 1, 16, 16).unwrap();
+    for p in pairs.iter().filter(|p| p.same) {
+        assert_eq!(
+            set.labels[p.a], set.labels[p.b],
+            "a matched pair is one person"
+        );
+    }
+    for p in pairs.iter().filter(|p| !p.same) {
+        assert_ne!(set.labels[p.a], set.labels[p.b]);
+    }
+    // features that are the identity one-hot: rank-1 is perfect, and defined
+    let feats: Vec<Vec<f32>> = set
+        .labels
+        .iter()
+        .map(|&l| {
+            (0..set.classes())
+                .map(|c| if c == l { 1.0 } else { 0.0 })
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        regularface::eval::rank1_identification(&feats, &set.labels),
+        Some(1.0)
+    );
+}

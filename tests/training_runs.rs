@@ -163,6 +163,9 @@ fn training_adds_lambda_r_times_the_regularizer_gradient_to_the_classifier() {
 fn a_diverging_loss_stops_the_run_and_keeps_the_last_checkpoint() {
     let cfg = small_config(10);
     let dir = scratch("nan");
+    // a stale temporary file from a write killed in an earlier run is cleared at start
+    let stale = nn::checkpoint::temporary_path(&dir.join("checkpoint.safetensors"));
+    std::fs::write(&stale, b"half a checkpoint").unwrap();
     let opts = TrainOptions {
         checkpoint_every: 4,
         inject_nan_at: Some(6),
@@ -177,6 +180,7 @@ fn a_diverging_loss_stops_the_run_and_keeps_the_last_checkpoint() {
         "{err}"
     );
     assert!(err.contains("step 4") && err.contains("intact"), "{err}");
+    assert!(!stale.exists(), "the stale temporary file is removed");
     let loaded = checkpoint::load(&dir.join("checkpoint.safetensors")).unwrap();
     assert_eq!(loaded.record.step, 4);
     assert!(

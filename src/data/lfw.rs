@@ -148,6 +148,34 @@ pub fn parse_people(text: &str, file: &str) -> Result<Vec<Vec<(String, usize)>>>
     Ok(out)
 }
 
+/// Check that every pair of `pairs.txt` fold K names people of `people.txt`
+/// fold K (the protocol's folds are the same people; if they were not, training
+/// on nine folds of people would see test identities).
+pub fn check_folds_agree(
+    pairs: &[NamedPair],
+    people: &[Vec<(String, usize)>],
+    root: &str,
+) -> Result<()> {
+    let folds: Vec<std::collections::HashSet<&str>> = people
+        .iter()
+        .map(|f| f.iter().map(|(n, _)| n.as_str()).collect())
+        .collect();
+    for (i, p) in pairs.iter().enumerate() {
+        for name in [&p.name_a, &p.name_b] {
+            if !folds.get(p.fold).is_some_and(|f| f.contains(name.as_str())) {
+                let home = folds.iter().position(|f| f.contains(name.as_str()));
+                bail!(
+                    "{root}: pair {} of pairs.txt (fold {}) names {name}, who is {} of people.txt; the two files' folds must name the same people",
+                    i + 1,
+                    p.fold,
+                    home.map_or("in no fold".to_string(), |h| format!("in fold {h}"))
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Path of image `num` of `name` under an LFW folder.
 pub fn image_path(root: &Path, name: &str, num: usize) -> PathBuf {
     root.join(name).join(format!("{name}_{num:04}.jpg"))
@@ -184,6 +212,7 @@ impl Lfw {
             &read("people.txt")?,
             &root.join("people.txt").display().to_string(),
         )?;
+        check_folds_agree(&pairs, &people, &root.display().to_string())?;
         Ok(Lfw {
             root: root.to_path_buf(),
             pairs,
@@ -237,14 +266,21 @@ impl Lfw {
         }
         let mut keys: Vec<(&(String, usize), &usize)> = index.iter().collect();
         keys.sort_by_key(|(_, &i)| i);
+        // Each image is labelled with its person, so rank-1 identification over
+        // the pair images has people with several images to find.
+        let mut people: Vec<String> = vec![];
+        let mut label_of: std::collections::HashMap<&str, usize> = Default::default();
         let files: Vec<(usize, PathBuf)> = keys
             .iter()
-            .map(|((name, n), &i)| (i, image_path(&self.root, name, *n)))
+            .map(|((name, n), _)| {
+                let label = *label_of.entry(name.as_str()).or_insert_with(|| {
+                    people.push(name.clone());
+                    people.len() - 1
+                });
+                (label, image_path(&self.root, name, *n))
+            })
             .collect();
-        let names = keys
-            .iter()
-            .map(|((name, n), _)| format!("{name}_{n:04}"))
-            .collect();
+        let names = people;
         let (set, skipped) = load_files(&files, names, channels, h, w);
         if !skipped.is_empty() {
             bail!(

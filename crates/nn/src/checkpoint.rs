@@ -163,21 +163,34 @@ pub fn save<T: Element>(
     write_atomic(path, &bytes)
 }
 
-/// Write `bytes` to `path` through a synced temporary file and a rename.
+/// The temporary file [`write_atomic`] writes `path` through: `<path>.tmp`.
+pub fn temporary_path(path: &Path) -> PathBuf {
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    path.with_file_name(tmp_name)
+}
+
+/// Write `bytes` to `path` through a synced temporary file and a rename; on
+/// failure the temporary file is removed and `path` keeps its old contents.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     let io = |source| CheckpointError::Io {
         path: path.into(),
         source,
     };
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
+    let tmp = temporary_path(path);
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        // A failed write (a full disk, say) must not leave its partial file
+        // behind to keep the disk full; the previous `path` is untouched.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e));
     }
-    std::fs::rename(&tmp, path).map_err(io)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         // Persist the rename itself; not every file system allows syncing a folder.
         let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());

@@ -266,3 +266,23 @@ fn corrupt_checkpoints_are_detected_and_writes_are_atomic() {
     let err = checkpoint::load::<f32>(&path.with_file_name("nope.safetensors")).unwrap_err();
     assert!(err.to_string().contains("nope.safetensors"));
 }
+
+#[test]
+fn a_failed_atomic_write_removes_its_temporary_file_and_keeps_the_old_one() {
+    let dir = scratch("failed-write");
+    // The target is a non-empty folder: the temporary file is written, the rename fails.
+    let target = dir.join("checkpoint.safetensors");
+    std::fs::create_dir_all(target.join("inside")).unwrap();
+    let err = nn::checkpoint::write_atomic(&target, b"new bytes").unwrap_err();
+    assert!(err.to_string().contains("checkpoint.safetensors"), "{err}");
+    assert!(
+        !nn::checkpoint::temporary_path(&target).exists(),
+        "the .tmp stays behind"
+    );
+    assert!(target.join("inside").is_dir(), "the old contents are kept");
+    // and a write that works leaves no temporary file either
+    let ok = dir.join("ok.bin");
+    nn::checkpoint::write_atomic(&ok, b"bytes").unwrap();
+    assert_eq!(std::fs::read(&ok).unwrap(), b"bytes");
+    assert!(!nn::checkpoint::temporary_path(&ok).exists());
+}

@@ -353,7 +353,10 @@ impl<T: Element> Tensor<T> {
                 if sa[0] != sb[0] && sa[0] != 1 && sb[0] != 1 {
                     return bad(Some(0), "batch sizes differ and neither is 1");
                 }
-                let (bs, m, k, n) = (sa[0].max(sb[0]), sa[1], sa[2], sb[2]);
+                // A batch of 1 broadcasts to the other's, including to an empty batch of 0
+                // (then nothing is read at all).
+                let bs = if sa[0] == 1 { sb[0] } else { sa[0] };
+                let (m, k, n) = (sa[1], sa[2], sb[2]);
                 let mut out = ArrayD::<T>::zeros(IxDyn(&[bs, m, n]));
                 let (ps, qs) = (a.strides().to_vec(), b.strides().to_vec());
                 let (pa, pb) = (
@@ -370,8 +373,9 @@ impl<T: Element> Tensor<T> {
                         let (pa, pb) = (pa, pb);
                         let ia = if sa[0] == 1 { 0 } else { i } as isize;
                         let ib = if sb[0] == 1 { 0 } else { i } as isize;
-                        // SAFETY: batch i of each operand is in bounds (i < batch or the batch is 1);
-                        // `c` is this batch's own output chunk.
+                        // SAFETY: i < bs, and bs is each operand's batch size unless that is 1
+                        // (then index 0, which exists since bs > 0 here); `c` is this batch's
+                        // own output chunk.
                         unsafe {
                             gemm_strided(
                                 m,

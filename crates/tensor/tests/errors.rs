@@ -97,3 +97,18 @@ fn other_ops_check_their_arguments() {
 fn panicking_form_carries_the_same_message() {
     let _ = t(&[2, 3]).add(&t(&[4]));
 }
+
+#[test]
+fn batched_matmul_with_an_empty_batch_is_empty() {
+    // A batch of 1 broadcasts to the other side's 0: the product is empty and
+    // nothing of the empty operand is read.
+    let one = Tensor::<f32>::ones(&[1, 2, 3]);
+    let empty = Tensor::<f32>::zeros(&[0, 3, 4]);
+    assert_eq!(one.matmul(&empty).shape(), &[0, 2, 4]);
+    let empty_lhs = Tensor::<f32>::zeros(&[0, 2, 3]);
+    let one_rhs = Tensor::<f32>::ones(&[1, 3, 4]);
+    assert_eq!(empty_lhs.matmul(&one_rhs).shape(), &[0, 2, 4]);
+    // and 1 against 1 still multiplies
+    let p = one.matmul(&one_rhs);
+    assert_eq!((p.shape(), p.to_vec()[0]), (&[1, 2, 4][..], 3.0));
+}
