@@ -327,6 +327,41 @@ fn softmax_cross_entropy_fused() {
 }
 
 #[test]
+fn grouped_and_depthwise_conv2d_all_gradients() {
+    let mut rng = Rng::new(13);
+    // (x, weight, groups, stride, padding): depthwise 3x3 and 7x7 at strides 1 and 2, a
+    // depthwise multiplier, two groups, one group; odd sizes
+    for (xs, ws, groups, stride, pad) in [
+        ([2, 3, 5, 4], [3, 1, 3, 3], 3, 1, 1),
+        ([1, 4, 7, 6], [4, 1, 3, 3], 4, 2, 1),
+        ([1, 2, 7, 7], [2, 1, 7, 7], 2, 1, 3),
+        ([1, 2, 9, 8], [2, 1, 7, 7], 2, 2, 2),
+        ([1, 2, 4, 5], [4, 1, 3, 3], 2, 1, 0),
+        ([2, 4, 5, 5], [6, 2, 3, 3], 2, 2, 1),
+        ([1, 3, 4, 3], [2, 3, 3, 3], 1, 1, 1),
+    ] {
+        let p = Conv2dParams::new(stride, pad);
+        let (x, w, b) = (
+            rand(&xs, &mut rng),
+            rand(&ws, &mut rng),
+            rand(&[ws[0]], &mut rng),
+        );
+        check(
+            "conv2d_grouped",
+            move |v| v[0].conv2d_grouped(&v[1], Some(&v[2]), p, groups),
+            &[&x, &w, &b],
+            Tolerance::SMOOTH,
+        );
+        check(
+            "conv2d_grouped no bias",
+            move |v| v[0].conv2d_grouped(&v[1], None, p, groups),
+            &[&x, &w],
+            Tolerance::SMOOTH,
+        );
+    }
+}
+
+#[test]
 fn conv2d_all_gradients() {
     let mut rng = Rng::new(10);
     for (xs, ws, stride, pad) in [

@@ -32,6 +32,7 @@ use crate::{Element, Tensor};
 use rayon::prelude::*;
 
 mod dispatch;
+pub mod grouped;
 mod winograd;
 mod winograd5;
 

@@ -2,6 +2,7 @@
 
 use super::needs;
 use crate::Var;
+use tensor::conv::grouped::{try_grouped_conv2d, try_grouped_conv2d_backward};
 use tensor::conv::{conv2d, conv2d_backward};
 use tensor::pool::{max_pool2d, try_avg_pool2d, try_avg_pool2d_backward, try_max_pool2d_backward};
 use tensor::{Conv2dParams, Element, Pool2dParams};
@@ -20,6 +21,41 @@ impl<T: Element> Var<T> {
         let want_bias = need.get(2).copied().unwrap_or(false);
         Var::from_op("conv2d", out, &inputs, move |g| {
             let grads = conv2d_backward(g, &x, &w, p, (need[0], need[1], want_bias));
+            let mut v = vec![grads.input, grads.weight];
+            if need.len() == 3 {
+                v.push(grads.bias);
+            }
+            v
+        })
+    }
+
+    /// Grouped (and depthwise) 2-D convolution, weight `[O, C/groups, kh, kw]`:
+    /// the direct kernels of `tensor::conv::grouped`, whose module text has the
+    /// maths of all three gradients. Only the requested gradients are computed.
+    pub fn conv2d_grouped(
+        &self,
+        weight: &Var<T>,
+        bias: Option<&Var<T>>,
+        p: Conv2dParams,
+        groups: usize,
+    ) -> Var<T> {
+        let out = try_grouped_conv2d(
+            self.value(),
+            weight.value(),
+            bias.map(|b| b.value()),
+            p,
+            groups,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (x, w) = (self.value().clone(), weight.value().clone());
+        let mut inputs = vec![self, weight];
+        inputs.extend(bias);
+        let need = needs(&inputs);
+        let want_bias = need.get(2).copied().unwrap_or(false);
+        Var::from_op("conv2d_grouped", out, &inputs, move |g| {
+            let grads =
+                try_grouped_conv2d_backward(g, &x, &w, p, groups, (need[0], need[1], want_bias))
+                    .expect("shapes from the forward");
             let mut v = vec![grads.input, grads.weight];
             if need.len() == 3 {
                 v.push(grads.bias);
