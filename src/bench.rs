@@ -43,8 +43,10 @@ pub const WORKLOADS: &[&str] = &[
     "sphere20_train_exclusive_b32",
     "sphere4_train_b64",
     "lenetpp_train_b128",
+    "mobilefacenet_train_b64",
     "sphere20_embed_b1",
     "sphere20_embed_b32",
+    "mobilefacenet_embed_b1",
     "exclusive_c1000",
     "exclusive_c10572",
     "loader_pack_112",
@@ -216,13 +218,41 @@ pub fn run_one(name: &str, quick: bool) -> Result<Vec<BenchResult>> {
                 format!("LeNet++ 1x28x28, batch {batch}, 10 classes, softmax"),
             )]
         }
-        "sphere20_embed_b1" | "sphere20_embed_b32" => {
+        "mobilefacenet_train_b64" => {
+            let batch = b(64, 2);
+            let cfg = TrainConfig {
+                model: ModelKind::Mobilefacenet,
+                input: ModelKind::Mobilefacenet.default_input(),
+                ..sphere(ModelKind::Mobilefacenet, batch, 0.0)
+            };
+            vec![result(
+                name,
+                "img_per_s",
+                train_steps(&cfg, 10_572, warm, steps)?,
+                format!("MobileFaceNet 3x112x112, batch {batch}, C 10572, A-Softmax m=4"),
+            )]
+        }
+        "sphere20_embed_b1" | "sphere20_embed_b32" | "mobilefacenet_embed_b1" => {
             let batch = b(if name.ends_with("b1") { 1 } else { 32 }, 1);
-            let model = FaceModel::new(&sphere(ModelKind::Sphereface20, batch, 0.0), 2)?;
+            let kind = if name.starts_with("mobile") {
+                ModelKind::Mobilefacenet
+            } else {
+                ModelKind::Sphereface20
+            };
+            let cfg = TrainConfig {
+                input: if kind == ModelKind::Mobilefacenet {
+                    kind.default_input()
+                } else {
+                    (3, 112, 96)
+                },
+                ..sphere(kind, batch, 0.0)
+            };
+            let model = FaceModel::new(&cfg, 2)?;
             model.backbone.set_training(false);
             let mut rng = Rng::new(3);
+            let (c, h, w) = cfg.input;
             let x = Var::constant(Tensor::<f32>::rand_normal(
-                &[batch, 3, 112, 96],
+                &[batch, c, h, w],
                 0.0,
                 1.0,
                 &mut rng,
@@ -239,7 +269,17 @@ pub fn run_one(name: &str, quick: bool) -> Result<Vec<BenchResult>> {
                 name,
                 "img_per_s",
                 rates,
-                format!("SphereFace-20 inference, batch {batch}, no graph"),
+                format!(
+                    "{} inference {}x{}x{}, batch {batch}, no graph",
+                    if kind == ModelKind::Mobilefacenet {
+                        "MobileFaceNet"
+                    } else {
+                        "SphereFace-20"
+                    },
+                    cfg.input.0,
+                    cfg.input.1,
+                    cfg.input.2
+                ),
             )]
         }
         "loader_pack_112" => {

@@ -25,6 +25,8 @@ pub enum ModelKind {
     Sphereface64,
     /// LeNet++ (the center-loss paper's toy).
     Lenetpp,
+    /// MobileFaceNet, insightface's `get_mbf` (3 x 112 x 112 input).
+    Mobilefacenet,
 }
 
 impl ModelKind {
@@ -36,7 +38,24 @@ impl ModelKind {
             ModelKind::Sphereface20 => Some(20),
             ModelKind::Sphereface36 => Some(36),
             ModelKind::Sphereface64 => Some(64),
-            ModelKind::Lenetpp => None,
+            ModelKind::Lenetpp | ModelKind::Mobilefacenet => None,
+        }
+    }
+
+    /// The input a model of this kind takes unless told otherwise: insightface's
+    /// 3 x 112 x 112 for its backbones, the run default for the others.
+    pub const fn default_input(self) -> (usize, usize, usize) {
+        match self {
+            ModelKind::Mobilefacenet => (3, 112, 112),
+            _ => TrainConfig::DEFAULT.input,
+        }
+    }
+
+    /// The one input size this kind accepts, when it accepts only one.
+    pub const fn fixed_input(self) -> Option<(usize, usize, usize)> {
+        match self {
+            ModelKind::Mobilefacenet => Some((3, 112, 112)),
+            _ => None,
         }
     }
 }
@@ -239,6 +258,13 @@ impl TrainConfig {
         }
         if self.input.0 != 1 && self.input.0 != 3 {
             return Err(format!("--channels {} must be 1 or 3", self.input.0));
+        }
+        if let Some((c, h, w)) = self.model.fixed_input().filter(|&i| i != self.input) {
+            return Err(format!(
+                "--model {:?} takes {c}x{h}x{w} input (--channels {c} --height {h} --width {w}), not {}x{}x{}",
+                self.model, self.input.0, self.input.1, self.input.2
+            )
+            .to_lowercase());
         }
         Ok(())
     }

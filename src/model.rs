@@ -11,7 +11,7 @@ use facelosses::{
     ExclusiveRegularizer, SeparabilityStats,
 };
 use nn::optim::Optimizer;
-use nn::{LeNetPlusPlus, Module, SphereFace, SphereFaceConfig};
+use nn::{LeNetPlusPlus, MobileFaceNet, Module, SphereFace, SphereFaceConfig};
 use tensor::{Rng, Tensor};
 
 /// The backbone network, by kind.
@@ -19,6 +19,7 @@ pub fn build_backbone(cfg: &TrainConfig, rng: &mut Rng) -> Result<Box<dyn Module
     let (c, h, w) = cfg.input;
     Ok(match cfg.model {
         ModelKind::Lenetpp => Box::new(LeNetPlusPlus::new(c, (h, w), cfg.feature_dim, rng)),
+        ModelKind::Mobilefacenet => Box::new(MobileFaceNet::new(cfg.feature_dim, rng)),
         kind => {
             let depth = kind
                 .sphereface_depth()

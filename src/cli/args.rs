@@ -115,15 +115,15 @@ pub struct TrainArgs {
     /// Seed of initialisation and batch order.
     #[arg(long, default_value_t = D.seed)]
     pub seed: u64,
-    /// Input channels (3: RGB, 1: grey).
-    #[arg(long, default_value_t = D.input.0)]
-    pub channels: usize,
-    /// Input height.
-    #[arg(long, default_value_t = D.input.1)]
-    pub height: usize,
-    /// Input width.
-    #[arg(long, default_value_t = D.input.2)]
-    pub width: usize,
+    /// Input channels (3: RGB, 1: grey). Default: the model's (3).
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// Input height. Default: the model's (56; 112 for mobilefacenet).
+    #[arg(long)]
+    pub height: Option<usize>,
+    /// Input width. Default: the model's (48; 112 for mobilefacenet).
+    #[arg(long)]
+    pub width: Option<usize>,
     /// Feature size.
     #[arg(long, default_value_t = D.feature_dim)]
     pub feature_dim: usize,
@@ -162,7 +162,14 @@ impl TrainArgs {
                 power: self.lambda_power,
                 lambda_min: self.lambda_min,
             },
-            input: (self.channels, self.height, self.width),
+            input: {
+                let (c, h, w) = self.model.default_input();
+                (
+                    self.channels.unwrap_or(c),
+                    self.height.unwrap_or(h),
+                    self.width.unwrap_or(w),
+                )
+            },
             feature_dim: self.feature_dim,
             steps: self.steps,
             batch: self.batch,

@@ -39,3 +39,11 @@ pub fn kaiming_normal<T: Element>(
         rng,
     )
 }
+
+/// PyTorch's `kaiming_normal_(w, mode='fan_out', nonlinearity='relu')`, as
+/// insightface initialises its convolutions and linear layers:
+/// N(0, σ²), `σ = √(2 / fan_out)`, `fan_out = shape[0] · Π shape[2..]`.
+pub fn kaiming_normal_fan_out<T: Element>(shape: &[usize], rng: &mut Rng) -> Tensor<T> {
+    let fan_out = shape[0] * shape[2..].iter().product::<usize>();
+    Tensor::rand_normal(shape, 0.0, (2.0 / fan_out.max(1) as f64).sqrt(), rng)
+}

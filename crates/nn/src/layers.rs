@@ -15,6 +15,9 @@ pub struct Conv2d<T: Element> {
     pub bias: Option<Param<T>>,
     /// Stride and padding.
     pub params: Conv2dParams,
+    /// Channel groups (1: dense; the input channels: depthwise). The weight is
+    /// `[O, C/groups, kh, kw]`, as PyTorch's.
+    pub groups: usize,
 }
 
 impl<T: Element> Conv2d<T> {
@@ -24,6 +27,7 @@ impl<T: Element> Conv2d<T> {
             weight: Param::new(weight),
             bias: bias.map(Param::new),
             params,
+            groups: 1,
         }
     }
 
@@ -49,7 +53,11 @@ impl<T: Element> Conv2d<T> {
 impl<T: Element> Module<T> for Conv2d<T> {
     fn forward(&self, x: &Var<T>) -> Var<T> {
         let b = self.bias.as_ref().map(|b| b.var());
-        x.conv2d(&self.weight.var(), b.as_ref(), self.params)
+        if self.groups == 1 {
+            x.conv2d(&self.weight.var(), b.as_ref(), self.params)
+        } else {
+            x.conv2d_grouped(&self.weight.var(), b.as_ref(), self.params, self.groups)
+        }
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<T>, TensorKind)) {
         f(join(prefix, "weight"), &self.weight, TensorKind::Parameter);

@@ -19,6 +19,7 @@ pub mod checkpoint;
 pub mod init;
 mod layers;
 mod lenetpp;
+mod mobilefacenet;
 mod module;
 pub mod optim;
 pub mod schedule;
@@ -28,5 +29,6 @@ pub use layers::{
     AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, Linear, MaxPool2d, PRelu, ResidualUnit,
 };
 pub use lenetpp::LeNetPlusPlus;
+pub use mobilefacenet::MobileFaceNet;
 pub use module::{Module, Sequential, TensorKind};
 pub use sphereface::{SphereFace, SphereFaceConfig};

@@ -178,3 +178,47 @@ fn lenetpp_learns_a_separable_problem() {
         "test accuracy {correct}/200"
     );
 }
+
+#[test]
+fn mobilefacenet_has_insightfaces_parameters_and_names() {
+    let mut rng = Rng::new(3);
+    let net = nn::MobileFaceNet::<f32>::new(512, &mut rng);
+    // insightface's get_mbf(fp16=False, num_features=512): 2,059,520 parameters
+    assert_eq!(net.num_parameters(), 2_059_520);
+    let names: Vec<String> = net.state().into_iter().map(|(n, _)| n).collect();
+    for key in [
+        "layers.0.layers.0.weight",
+        "layers.0.layers.1.running_mean",
+        "layers.0.layers.2.weight",
+        "layers.1.layers.0.weight",
+        "layers.2.layers.1.layers.0.weight",
+        "layers.3.layers.3.layers.2.layers.1.running_var",
+        "layers.7.layers.1.layers.2.layers.0.weight",
+        "conv_sep.layers.2.weight",
+        "features.layers.0.layers.0.weight",
+        "features.layers.2.weight",
+        "features.layers.3.bias",
+    ] {
+        assert!(names.iter().any(|n| n == key), "missing {key}");
+    }
+    // shapes of the grouped and depthwise kernels: [O, C/groups, k, k]
+    let shape = |k: &str| {
+        net.state()
+            .into_iter()
+            .find(|(n, _)| n == k)
+            .unwrap()
+            .1
+            .shape()
+    };
+    assert_eq!(shape("layers.1.layers.0.weight"), vec![128, 2, 3, 3]);
+    assert_eq!(
+        shape("layers.2.layers.1.layers.0.weight"),
+        vec![128, 1, 3, 3]
+    );
+    assert_eq!(
+        shape("features.layers.0.layers.0.weight"),
+        vec![512, 1, 7, 7]
+    );
+    let x = Var::constant(Tensor::rand_normal(&[2, 3, 112, 112], 0.0, 1.0, &mut rng));
+    assert_eq!(net.forward(&x).shape(), &[2, 512]);
+}
