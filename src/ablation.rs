@@ -13,7 +13,7 @@ use crate::data::source::PreparedData;
 use crate::data::stream::TrainImages;
 use crate::data::synthetic::make_pairs;
 use crate::data::FaceSet;
-use crate::experiment::{train_and_report_resumable, RunResult};
+use crate::experiment::{train_and_report, train_and_report_resumable, RunResult};
 use crate::summary::{compare_by_loss, comparison_json, Observation};
 use crate::train::TrainOptions;
 use anyhow::{bail, Result};
@@ -120,29 +120,21 @@ fn validation_split(train: &FaceSet) -> (FaceSet, FaceSet) {
     )
 }
 
-/// The validation split as two prepared data sets: the fitting people (train
-/// only) and the validation people with their pairs (evaluation only).
-fn validation_data(data: &PreparedData) -> Result<(PreparedData, PreparedData)> {
+/// The validation split as prepared data: the fitting people to train on, the
+/// validation people's pairs to verify on.
+fn validation_data(data: &PreparedData) -> Result<PreparedData> {
     let TrainImages::Memory(train) = &data.train else {
-        bail!("the validation grid needs its training images in memory (LFW)");
+        bail!("the validation grid needs its training images in memory (LFW); give --lambda-r");
     };
     let (fit, val) = validation_split(train);
     let pairs = make_pairs(&val, 30, 7);
-    let fit = PreparedData {
+    Ok(PreparedData {
         spec: data.spec.clone(),
         train: TrainImages::Memory(Arc::new(fit)),
-        eval: FaceSet::default(),
-        pairs: vec![],
-        skipped: vec![],
-    };
-    let val = PreparedData {
-        spec: data.spec.clone(),
-        train: TrainImages::Memory(Arc::new(FaceSet::default())),
         eval: val,
         pairs,
         skipped: vec![],
-    };
-    Ok((fit, val))
+    })
 }
 
 fn ablation_run(fold: usize, r: &RunResult) -> AblationRun {
@@ -171,7 +163,7 @@ fn choose_lambda(
     cfg: &TrainConfig,
     candidates: &[f64],
     steps: u64,
-    (fit, val): (&PreparedData, &PreparedData),
+    validation: &PreparedData,
     out: &Path,
     progress: bool,
 ) -> Result<LambdaChoice> {
@@ -187,10 +179,8 @@ fn choose_lambda(
             progress,
             ..TrainOptions::new(&dir)
         };
-        let outcome = crate::train::train(&c, fit, &opts)?;
-        let report =
-            crate::report::evaluate(&outcome.model, val, &outcome.checkpoint, &dir, None, &[])?;
-        let acc = report.verification.mean_accuracy;
+        let run = train_and_report(&dir.display().to_string(), &c, validation, &opts)?;
+        let acc = run.report.verification.mean_accuracy;
         eprintln!("validation {:?} λ_r {l}: {:.2}%", cfg.loss, 100.0 * acc);
         scores.push((l, acc));
     }
@@ -255,8 +245,8 @@ pub fn run(
                 if validation.is_none() {
                     validation = Some(validation_data(data)?);
                 }
-                let (fit, val) = validation.as_ref().expect("set above");
-                choose_lambda(&cfg, candidates, *steps, (fit, val), out, progress)?
+                let split = validation.as_ref().expect("set above");
+                choose_lambda(&cfg, candidates, *steps, split, out, progress)?
             }
         };
         let best = choice.chosen;

@@ -191,3 +191,36 @@ fn lfw_pair_images_are_labelled_by_person_so_rank1_is_defined() {
         Some(1.0)
     );
 }
+
+#[test]
+fn the_real_lfw_images_pack_and_read_back() {
+    use regularface::data::recordio::{Layout, RecordPack};
+    let Some(root) = common::shared_data("lfw", "pairs.txt") else {
+        return;
+    };
+    let out = std::env::temp_dir().join(format!("regularface-lfwpack-{}", std::process::id()));
+    let summary = regularface::data::pack::pack_folder(&root, &out).unwrap();
+    assert_eq!(
+        (summary.images, summary.identities, summary.size),
+        (13_233, 5_749, (112, 112))
+    );
+    let pack = RecordPack::open(&out).unwrap();
+    assert_eq!(pack.layout, Layout::Legacy { images_end: 13_234 });
+    assert_eq!(pack.property, Some((5_749, 112, 112)));
+    // record 1 is the first person's first image, byte for byte; the last is the last person's
+    let (h, first) = pack.image(1).unwrap();
+    assert_eq!(h.identity(), 0.0);
+    assert_eq!(
+        first,
+        std::fs::read(root.join("AJ_Cook/AJ_Cook_0001.jpg")).unwrap()
+    );
+    let (h, last) = pack.image(13_233).unwrap();
+    assert_eq!(h.identity(), 5_748.0);
+    assert_eq!(
+        last,
+        std::fs::read(root.join("Zydrunas_Ilgauskas/Zydrunas_Ilgauskas_0001.jpg")).unwrap()
+    );
+    let images = regularface::data::stream::PackImages::open(&out, (3, 112, 96)).unwrap();
+    assert_eq!(images.decode(0).unwrap().len(), 3 * 112 * 96);
+    let _ = std::fs::remove_dir_all(&out);
+}

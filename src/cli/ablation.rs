@@ -16,8 +16,15 @@ pub struct AblationCmd {
     #[command(subcommand)]
     action: Option<Action>,
     /// LFW folder with pairs.txt and people.txt.
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "rec", conflicts_with = "rec")]
     lfw: Option<PathBuf>,
+    /// Instead of LFW: an insightface RecordIO pack to train on (needs --rec-pairs and
+    /// --lambda-r: the validation grid splits LFW's people).
+    #[arg(long, requires_all = ["rec_pairs", "fixed_lambda_r"])]
+    rec: Option<PathBuf>,
+    /// With --rec: the .bin verification set the runs are verified on.
+    #[arg(long, requires = "rec")]
+    rec_pairs: Option<PathBuf>,
     /// Held-out fold (0-9).
     #[arg(long, default_value_t = 0)]
     fold: usize,
@@ -115,9 +122,13 @@ pub fn run(cmd: AblationCmd) -> Result<()> {
         return summarize(parts, out);
     }
     let base = cmd.train.config()?;
-    let spec = DataSpec::Lfw {
-        root: cmd.lfw.expect("clap requires --lfw"),
-        fold: cmd.fold,
+    let spec = match (cmd.lfw, cmd.rec, cmd.rec_pairs) {
+        (Some(root), _, _) => DataSpec::Lfw {
+            root,
+            fold: cmd.fold,
+        },
+        (None, Some(root), Some(verify)) => DataSpec::Rec { root, verify },
+        _ => anyhow::bail!("give --lfw DIR, or --rec DIR with --rec-pairs F.bin"),
     };
     let data = load_data(&spec, base.input)?;
     let lambda_r = match cmd.fixed_lambda_r {

@@ -275,16 +275,22 @@ impl RecordPack {
             image_keys: vec![],
             property,
         };
-        let header0 = match pack.index.keys().next() {
-            Some(&k) => Some(ImageHeader::unpack(&pack.read(k)?).map(|h| h.0)),
+        let first = match pack.index.keys().next() {
+            Some(&k) => pack.read(k)?,
             None => bail!("{}: the index is empty", idx_path.display()),
         };
+        // A legacy header is record 0 with two labels [first identity record, end)
+        // and no image; an image record always has image bytes.
+        let header0 = ImageHeader::unpack(&first)
+            .ok()
+            .filter(|(h, image)| {
+                image.is_empty() && h.flag == 2 && h.labels[0] >= 1.0 && h.labels[1] >= h.labels[0]
+            })
+            .map(|(h, _)| h);
         pack.layout = match header0 {
-            Some(Ok(h)) if pack.index.contains_key(&0) && h.flag == 2 && h.labels[0] >= 1.0 => {
-                Layout::Legacy {
-                    images_end: h.labels[0] as u64,
-                }
-            }
+            Some(h) if pack.index.contains_key(&0) => Layout::Legacy {
+                images_end: h.labels[0] as u64,
+            },
             _ => Layout::Plain,
         };
         pack.image_keys = match pack.layout {
