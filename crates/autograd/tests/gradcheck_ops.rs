@@ -444,3 +444,39 @@ fn gradcheck_catches_a_wrong_gradient() {
     assert!(!r.passed());
     assert!(r.to_string().contains("FAILS"));
 }
+
+#[test]
+fn batch_norm_train_all_gradients_and_statistics() {
+    let mut rng = Rng::new(14);
+    for shape in [vec![4, 3], vec![3, 2, 3, 2], vec![2, 5, 1, 3]] {
+        let c = shape[1];
+        let x = rand(&shape, &mut rng);
+        let (g, b) = (rand(&[c], &mut rng), rand(&[c], &mut rng));
+        check(
+            "batch_norm_train",
+            |v| v[0].batch_norm_train(&v[1], &v[2], 1e-5).0,
+            &[&x, &g, &b],
+            Tolerance::SMOOTH,
+        );
+        // the statistics and the output against the definition
+        let (y, mean, var) = Var::constant(x.clone()).batch_norm_train(
+            &Var::constant(g.clone()),
+            &Var::constant(b.clone()),
+            1e-5,
+        );
+        let (xv, yv, gv, bv) = (x.to_vec(), y.value().to_vec(), g.to_vec(), b.to_vec());
+        let s: usize = shape[2..].iter().product();
+        for ch in 0..c {
+            let idx: Vec<usize> = (0..shape[0])
+                .flat_map(|n| (0..s).map(move |k| (n * c + ch) * s + k))
+                .collect();
+            let mu = idx.iter().map(|&i| xv[i]).sum::<f64>() / idx.len() as f64;
+            let var_ch = idx.iter().map(|&i| (xv[i] - mu).powi(2)).sum::<f64>() / idx.len() as f64;
+            assert!((mean[ch] - mu).abs() < 1e-12 && (var[ch] - var_ch).abs() < 1e-12);
+            for &i in &idx {
+                let want = gv[ch] * (xv[i] - mu) / (var_ch + 1e-5).sqrt() + bv[ch];
+                assert!((yv[i] - want).abs() < 1e-12);
+            }
+        }
+    }
+}

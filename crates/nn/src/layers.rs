@@ -180,31 +180,29 @@ impl<T: Element> Module<T> for BatchNorm<T> {
         let c = shape[1];
         let mut bshape = vec![1; shape.len()];
         bshape[1] = c;
-        let stat_axes: Vec<usize> = (0..shape.len()).filter(|&a| a != 1).collect();
         let t = T::from_f64_lossy;
-        let (mean, var) = if self.training.get() {
-            let mean = stat_axes
-                .iter()
-                .fold(x.clone(), |m, &a| m.mean_axis(a, true));
-            let centred = x.sub(&mean);
-            let var = stat_axes
-                .iter()
-                .fold(centred.mul(&centred), |v, &a| v.mean_axis(a, true));
+        if self.training.get() {
+            // One fused op (autograd's batch_norm_train): no centred or normalised
+            // copies are kept for the backward.
+            let (y, mean, var) = x.batch_norm_train(&self.weight.var(), &self.bias.var(), self.eps);
             let count = shape.iter().product::<usize>() / c;
             let unbias = count as f64 / (count.max(2) - 1) as f64;
             let m = t(self.momentum);
-            self.running_mean.value_mut().scale_add_assign(
-                T::one() - m,
-                &mean.value().reshape(&[c]),
-                m,
+            let (mean, var) = (
+                Tensor::from_vec(&[c], mean).expect("[C]"),
+                Tensor::from_vec(&[c], var).expect("[C]"),
             );
+            self.running_mean
+                .value_mut()
+                .scale_add_assign(T::one() - m, &mean, m);
             self.running_var.value_mut().scale_add_assign(
                 T::one() - m,
-                &var.value().reshape(&[c]).mul_scalar(t(unbias)),
+                &var.mul_scalar(t(unbias)),
                 m,
             );
-            (mean, var)
-        } else {
+            return y;
+        }
+        let (mean, var) = {
             let rm = Var::constant(self.running_mean.value().reshape(&bshape));
             let rv = Var::constant(self.running_var.value().reshape(&bshape));
             (rm, rv)

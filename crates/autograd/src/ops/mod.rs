@@ -5,6 +5,7 @@
 mod conv;
 mod elementwise;
 mod linalg;
+mod norm;
 mod reduce;
 mod shape;
 
