@@ -26,6 +26,16 @@ struct Block<T: Element> {
     residual: bool,
 }
 
+impl<T: Element> Block<T> {
+    /// A block without a shortcut.
+    fn plain(layers: Sequential<T>) -> Self {
+        Block {
+            layers,
+            residual: false,
+        }
+    }
+}
+
 impl<T: Element> Module<T> for Block<T> {
     fn forward(&self, x: &Var<T>) -> Var<T> {
         let y = self.layers.forward(x);
@@ -75,10 +85,7 @@ fn conv_block<T: Element>(
         .push(conv(i, o, k, s, p, groups, rng))
         .push(BatchNorm::new(o))
         .push(PRelu::new(o));
-    Block {
-        layers,
-        residual: false,
-    }
+    Block::plain(layers)
 }
 
 /// insightface's `LinearBlock`: conv + BatchNorm2d.
@@ -92,10 +99,7 @@ fn linear_block<T: Element>(
     let layers = Sequential::new()
         .push(conv(i, o, k, 1, 0, groups, rng))
         .push(BatchNorm::new(o));
-    Block {
-        layers,
-        residual: false,
-    }
+    Block::plain(layers)
 }
 
 /// insightface's `DepthWise(in_c, out_c, residual, 3x3, stride, padding 1, groups)`.
@@ -119,10 +123,7 @@ fn residual<T: Element>(c: usize, blocks: usize, groups: usize, rng: &mut Rng) -
     let layers = (0..blocks).fold(Sequential::new(), |s, _| {
         s.push(depth_wise(c, c, true, 1, groups, rng))
     });
-    Block {
-        layers,
-        residual: false,
-    }
+    Block::plain(layers)
 }
 
 /// MobileFaceNet (insightface's `get_mbf(fp16=False, num_features)`).
@@ -157,10 +158,7 @@ impl<T: Element> MobileFaceNet<T> {
         MobileFaceNet {
             layers,
             conv_sep,
-            features: Block {
-                layers: gdc,
-                residual: false,
-            },
+            features: Block::plain(gdc),
         }
     }
 }

@@ -361,6 +361,25 @@ fn to_wide<T: Copy>(blocks: &[T], wide: &mut [T], o: usize, p: usize) {
     }
 }
 
+/// A convolution's bias must be `[O]`.
+fn check_bias<T: Element>(
+    op: &'static str,
+    weight: &[usize],
+    bias: Option<&Tensor<T>>,
+    o: usize,
+) -> TensorResult<()> {
+    match bias {
+        Some(b) if b.shape() != [o] => Err(TensorError::mismatch(
+            op,
+            weight,
+            b.shape(),
+            Some(0),
+            "bias must be [O]",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Convolution forward: `x` `[N, C, H, W]`, `weight` `[O, C, kh, kw]`, optional `bias` `[O]`.
 pub fn try_conv2d<T: Element>(
     x: &Tensor<T>,
@@ -370,17 +389,7 @@ pub fn try_conv2d<T: Element>(
 ) -> TensorResult<Tensor<T>> {
     let _t = profile::scope(Section::ConvForward);
     let g = Geometry::check("conv2d", x.shape(), weight.shape(), p)?;
-    if let Some(b) = bias {
-        if b.shape() != [g.o] {
-            return Err(TensorError::mismatch(
-                "conv2d",
-                weight.shape(),
-                b.shape(),
-                Some(0),
-                "bias must be [O]",
-            ));
-        }
-    }
+    check_bias("conv2d", weight.shape(), bias, g.o)?;
     let (x, w) = (x.to_contiguous(), weight.to_contiguous());
     let (xs, ws) = (
         x.as_slice().expect("contiguous"),

@@ -128,15 +128,7 @@ pub fn try_grouped_conv2d<T: Element>(
     groups: usize,
 ) -> TensorResult<Tensor<T>> {
     let g = Shape::check("grouped_conv2d", x.shape(), weight.shape(), p, groups)?;
-    if let Some(b) = bias.filter(|b| b.shape() != [g.o]) {
-        return Err(TensorError::mismatch(
-            "grouped_conv2d",
-            weight.shape(),
-            b.shape(),
-            Some(0),
-            "bias must be [O]",
-        ));
-    }
+    super::check_bias("grouped_conv2d", weight.shape(), bias, g.o)?;
     let (x, w) = (x.to_contiguous(), weight.to_contiguous());
     let (xs, ws) = (
         x.as_slice().expect("contiguous"),
