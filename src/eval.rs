@@ -4,7 +4,7 @@
 //! threshold with the best accuracy on those nine folds, and measure accuracy
 //! on the held-out fold. Also ROC, AUC and TAR at fixed FAR over all pairs.
 
-use crate::data::loader::to_tensor;
+use crate::data::to_tensor;
 use crate::data::{FaceSet, Pair};
 use autograd::{no_grad, Var};
 use nn::Module;

@@ -8,6 +8,8 @@
 //! [`loader`], which normalises `(x - 127.5) / 128`, flips at random for
 //! training, and runs ahead of the training loop on its own thread.
 
+use tensor::Tensor;
+
 pub mod images;
 pub mod lfw;
 pub mod loader;
@@ -112,4 +114,21 @@ pub struct Pair {
     pub same: bool,
     /// Cross-validation fold, `0..10`.
     pub fold: usize,
+}
+
+/// Images `indices` of `set` as a normalised tensor, each mirrored where `flip` says so.
+pub fn to_tensor(set: &FaceSet, indices: &[usize], flip: &[bool]) -> Tensor<f32> {
+    let (c, h, w) = (set.channels, set.height, set.width);
+    let mut out = vec![0f32; indices.len() * set.image_len()];
+    for (k, (&i, &f)) in indices.iter().zip(flip).enumerate() {
+        let src = set.image(i);
+        let dst = &mut out[k * set.image_len()..(k + 1) * set.image_len()];
+        for row in 0..c * h {
+            for col in 0..w {
+                let sc = if f { w - 1 - col } else { col };
+                dst[row * w + col] = (src[row * w + sc] as f32 - 127.5) / 128.0;
+            }
+        }
+    }
+    Tensor::from_vec(&[indices.len(), c, h, w], out).expect("sizes agree")
 }

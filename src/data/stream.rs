@@ -6,9 +6,8 @@
 //! step's own parallel kernels beyond the cores it shares.
 
 use super::images::{decode_image, preprocess};
-use super::loader::to_tensor;
 use super::recordio::{ImageHeader, Layout, RecordPack};
-use super::FaceSet;
+use super::{to_tensor, FaceSet};
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
