@@ -380,6 +380,20 @@ fn check_bias<T: Element>(
     }
 }
 
+/// A convolution backward's output gradient must have the forward output's shape.
+fn check_grad_out(op: &'static str, expect: [usize; 4], got: &[usize]) -> TensorResult<()> {
+    if got == expect {
+        return Ok(());
+    }
+    Err(TensorError::mismatch(
+        op,
+        &expect,
+        got,
+        None,
+        "output gradient must match the forward's output shape",
+    ))
+}
+
 /// Convolution forward: `x` `[N, C, H, W]`, `weight` `[O, C, kh, kw]`, optional `bias` `[O]`.
 pub fn try_conv2d<T: Element>(
     x: &Tensor<T>,
@@ -478,16 +492,7 @@ pub fn try_conv2d_backward<T: Element>(
     (want_input, want_weight, want_bias): (bool, bool, bool),
 ) -> TensorResult<Conv2dGrads<T>> {
     let g = Geometry::check("conv2d_backward", x.shape(), weight.shape(), p)?;
-    let expect = [g.n, g.o, g.ho, g.wo];
-    if grad_out.shape() != expect {
-        return Err(TensorError::mismatch(
-            "conv2d_backward",
-            &expect,
-            grad_out.shape(),
-            None,
-            "output gradient must match the forward's output shape",
-        ));
-    }
+    check_grad_out("conv2d_backward", [g.n, g.o, g.ho, g.wo], grad_out.shape())?;
     let (x, w, gy) = (
         x.to_contiguous(),
         weight.to_contiguous(),

@@ -191,15 +191,11 @@ pub fn try_grouped_conv2d_backward<T: Element>(
         p,
         groups,
     )?;
-    if grad_out.shape() != [g.n, g.o, g.ho, g.wo] {
-        return Err(TensorError::mismatch(
-            "grouped_conv2d_backward",
-            grad_out.shape(),
-            &[g.n, g.o, g.ho, g.wo],
-            None,
-            "output gradient must have the forward output's shape",
-        ));
-    }
+    super::check_grad_out(
+        "grouped_conv2d_backward",
+        [g.n, g.o, g.ho, g.wo],
+        grad_out.shape(),
+    )?;
     let (x, w, gy) = (
         x.to_contiguous(),
         weight.to_contiguous(),
