@@ -71,12 +71,6 @@ pub struct RunRecord {
     pub threshold: Option<Threshold>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct CacheRecord {
-    computed_at: u64,
-    nearest: Vec<usize>,
-}
-
 /// Write `model`, `opt`'s state and `record` to `path` atomically.
 pub fn save(
     path: &Path,
@@ -110,11 +104,7 @@ pub fn save(
         meta.insert(LAMBDA_ITERATION.into(), a.iteration.to_string());
     }
     if let Some(cache) = model.exclusive.as_ref().and_then(|r| r.cache.as_ref()) {
-        let rec = CacheRecord {
-            computed_at: cache.computed_at,
-            nearest: cache.nearest.clone(),
-        };
-        meta.insert(EXCLUSIVE_CACHE.into(), serde_json::to_string(&rec)?);
+        meta.insert(EXCLUSIVE_CACHE.into(), serde_json::to_string(cache)?);
     }
     if let Some(d) = &record.data {
         meta.insert(DATA.into(), serde_json::to_string(d)?);
@@ -195,18 +185,15 @@ pub fn load(path: &Path) -> Result<Loaded> {
             .with_context(|| at(&format!("bad lambda_iteration `{it}`")))?;
     }
     if let (Some(r), Some(text)) = (&mut model.exclusive, meta.get(EXCLUSIVE_CACHE)) {
-        let rec: CacheRecord = serde_json::from_str(text)
+        let cache: NeighbourCache = serde_json::from_str(text)
             .with_context(|| at("unreadable exclusive_cache in metadata"))?;
-        if rec.nearest.len() != classes || rec.nearest.iter().any(|&j| j >= classes) {
+        if cache.nearest.len() != classes || cache.nearest.iter().any(|&j| j >= classes) {
             bail!(at(&format!(
                 "exclusive_cache holds {} neighbours for {classes} classes, or one out of range",
-                rec.nearest.len()
+                cache.nearest.len()
             )));
         }
-        r.cache = Some(NeighbourCache {
-            nearest: rec.nearest,
-            computed_at: rec.computed_at,
-        });
+        r.cache = Some(cache);
     }
     let step = meta
         .get(STEP)

@@ -245,8 +245,9 @@ fn exclusive_with_neighbours<T: Element>(w: &Var<T>, nearest: &[usize]) -> Var<T
     )
 }
 
-/// The neighbours a refreshing [`ExclusiveRegularizer`] holds between searches.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The neighbours a refreshing [`ExclusiveRegularizer`] holds between searches
+/// (serialisable: a checkpoint stores it as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NeighbourCache {
     /// `n(i)` for every class, from the last search.
     pub nearest: Vec<usize>,
