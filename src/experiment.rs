@@ -6,6 +6,7 @@
 use crate::checkpoint::{self, CHECKPOINT_FILE};
 use crate::config::TrainConfig;
 use crate::data::source::PreparedData;
+use crate::eval_bin::evaluate_bin;
 use crate::metrics::METRICS_FILE;
 use crate::model::FaceModel;
 use crate::report::{evaluate, EvalReport};
@@ -46,13 +47,21 @@ pub fn train_and_report(
     let outcome = train(config, data, opts)?;
     let seconds = started.elapsed().as_secs_f64();
     let dir = &opts.out_dir;
+    let bins = match outcome.final_verification {
+        Some(results) => results,
+        None => opts
+            .eval_bins
+            .iter()
+            .map(|b| evaluate_bin(&outcome.model, b))
+            .collect::<Result<_>>()?,
+    };
     let report = evaluate(
         &outcome.model,
         data,
         &outcome.checkpoint,
         dir,
         Some(&dir.join(METRICS_FILE)),
-        &opts.eval_bins,
+        bins,
     )?;
     Ok(RunResult {
         name: name.into(),

@@ -4,13 +4,13 @@
 
 use crate::data::source::PreparedData;
 use crate::eval::{embed, rank1_identification, verify_folds, Verification};
-use crate::eval_bin::{evaluate_bin, BinResult};
+use crate::eval_bin::BinResult;
 use crate::model::FaceModel;
 use crate::plot;
 use anyhow::{bail, Context, Result};
 use facelosses::SeparabilityStats;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// File name of the evaluation report in a run's folder.
 pub const REPORT_FILE: &str = "report.json";
@@ -34,7 +34,7 @@ pub struct EvalReport {
     pub bins: Vec<BinResult>,
 }
 
-/// Evaluate `model` on `data`'s pairs and on the `.bin` sets `bins`; write
+/// Evaluate `model` on `data`'s pairs, with `bins` its results on `.bin` sets; write
 /// `report.json`, `roc.svg`, `sep_hist.svg` (and, when `metrics` exists,
 /// `loss.svg` and, when it holds verification lines, `verification.svg`)
 /// into `out_dir`.
@@ -44,7 +44,7 @@ pub fn evaluate(
     checkpoint: &Path,
     out_dir: &Path,
     metrics: Option<&Path>,
-    bins: &[PathBuf],
+    bins: Vec<BinResult>,
 ) -> Result<EvalReport> {
     if data.pairs.is_empty() {
         bail!("no verification pairs: the evaluation data has too few identities");
@@ -57,10 +57,7 @@ pub fn evaluate(
         verification,
         rank1_identification: rank1_identification(&features, &data.eval.labels),
         sep: model.separability(),
-        bins: bins
-            .iter()
-            .map(|b| evaluate_bin(model, b))
-            .collect::<Result<_>>()?,
+        bins,
     };
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;

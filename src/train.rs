@@ -11,7 +11,7 @@ use crate::data::source::PreparedData;
 use crate::data::stream::TrainImages;
 use crate::data::synthetic::make_pairs;
 use crate::eval::fit_plain_threshold;
-use crate::eval_bin::{evaluate_bin_data, BinData};
+use crate::eval_bin::{evaluate_bin_data, BinData, BinResult};
 use crate::metrics::{MetricsLine, MetricsLog};
 use crate::model::{Diverged, FaceModel};
 use crate::progress::Progress;
@@ -72,6 +72,9 @@ pub struct TrainOutcome {
     pub checkpoint: PathBuf,
     /// Mean images per second of this invocation.
     pub images_per_s: f64,
+    /// The `.bin` results at the last step, when the run verified during training
+    /// (so the report need not verify the same model again).
+    pub final_verification: Option<Vec<BinResult>>,
 }
 
 /// Pairs of training identities per fold for the stored threshold (600 in all).
@@ -140,11 +143,16 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &TrainOptions) -> Res
         data: Some(data.spec.clone()),
         threshold: None,
     };
-    let bins = opts
-        .eval_bins
-        .iter()
-        .map(|b| BinData::load(b, cfg.input))
-        .collect::<Result<Vec<_>>>()?;
+    // Decoded once for the whole run, and only when it verifies as it trains.
+    let bins = match opts.eval_every {
+        0 => vec![],
+        _ => opts
+            .eval_bins
+            .iter()
+            .map(|b| BinData::load(b, cfg.input))
+            .collect::<Result<Vec<_>>>()?,
+    };
+    let mut final_verification = None;
     let mut progress = Progress::new(cfg.steps, first_step, opts.progress);
     let mut history = vec![];
     let (t0, mut t_log, mut images_since_log) = (Instant::now(), Instant::now(), 0usize);
@@ -193,9 +201,10 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &TrainOptions) -> Res
             history.push(line);
             (t_log, images_since_log) = (Instant::now(), 0);
         }
-        if !bins.is_empty() && opts.eval_every > 0 && (done % opts.eval_every == 0 || done == end) {
+        if !bins.is_empty() && (done % opts.eval_every == 0 || done == end) {
             let results: Vec<_> = bins.iter().map(|b| evaluate_bin_data(&model, b)).collect();
             metrics.write_verification(done, &results)?;
+            final_verification = (done == end).then_some(results);
         }
         if opts.checkpoint_every > 0 && done % opts.checkpoint_every == 0 && done < cfg.steps {
             record.step = done;
@@ -230,5 +239,6 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &TrainOptions) -> Res
         history,
         checkpoint: ckpt_path,
         images_per_s: images / secs.max(1e-9),
+        final_verification,
     })
 }

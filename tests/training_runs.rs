@@ -215,7 +215,7 @@ fn a_short_run_on_synthetic_faces_beats_chance() {
         &out.checkpoint,
         &dir,
         Some(&dir.join("metrics.jsonl")),
-        &[],
+        vec![],
     )
     .unwrap();
     let v = &report.verification;

@@ -5,6 +5,7 @@ use super::{load_data, print_report};
 use anyhow::Result;
 use clap::Args;
 use regularface::checkpoint;
+use regularface::eval_bin::evaluate_bin;
 use regularface::metrics::METRICS_FILE;
 use regularface::report::{evaluate, REPORT_FILE};
 use std::path::PathBuf;
@@ -35,13 +36,18 @@ pub fn run(cmd: EvalCmd) -> Result<()> {
     }
     let data = load_data(&spec, loaded.model.cfg.input)?;
     let metrics = cmd.checkpoint.parent().map(|p| p.join(METRICS_FILE));
+    let bins = cmd
+        .eval_bin
+        .iter()
+        .map(|b| evaluate_bin(&loaded.model, b))
+        .collect::<Result<_>>()?;
     let report = evaluate(
         &loaded.model,
         &data,
         &cmd.checkpoint,
         &cmd.out,
         metrics.as_deref(),
-        &cmd.eval_bin,
+        bins,
     )?;
     print_report(&report);
     println!("report: {}", cmd.out.join(REPORT_FILE).display());
