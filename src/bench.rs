@@ -106,13 +106,14 @@ fn train_steps(cfg: &TrainConfig, classes: usize, warmup: usize, steps: usize) -
     Ok(rates)
 }
 
-/// SphereFace-N at the paper's 3x112x96 with A-Softmax (m = 4), learning
+/// A face model with A-Softmax (m = 4) at its benchmark input: the one input
+/// insightface's backbones take, SphereFace's paper 3x112x96 otherwise; learning
 /// rate 0.01 (the step's cost does not depend on it).
-fn sphere(depth: ModelKind, batch: usize, lambda_r: f64) -> TrainConfig {
+fn face_model(kind: ModelKind, batch: usize, lambda_r: f64) -> TrainConfig {
     TrainConfig {
-        model: depth,
+        model: kind,
         lambda_r,
-        input: (3, 112, 96),
+        input: kind.fixed_input().unwrap_or((3, 112, 96)),
         batch,
         lr: 0.01,
         ..TrainConfig::DEFAULT.with_loss(LossKind::Asoftmax)
@@ -175,7 +176,7 @@ pub fn run_one(name: &str, quick: bool) -> Result<Vec<BenchResult>> {
             let batch = b(if name.ends_with("b8") { 8 } else { 32 }, 2);
             let lambda_r = if name.contains("exclusive") { 1.0 } else { 0.0 };
             let rates = train_steps(
-                &sphere(ModelKind::Sphereface20, batch, lambda_r),
+                &face_model(ModelKind::Sphereface20, batch, lambda_r),
                 10_572,
                 warm,
                 steps,
@@ -200,7 +201,7 @@ pub fn run_one(name: &str, quick: bool) -> Result<Vec<BenchResult>> {
                 name,
                 "img_per_s",
                 train_steps(
-                    &sphere(ModelKind::Sphereface4, batch, 0.0),
+                    &face_model(ModelKind::Sphereface4, batch, 0.0),
                     1000,
                     warm,
                     steps,
@@ -220,11 +221,7 @@ pub fn run_one(name: &str, quick: bool) -> Result<Vec<BenchResult>> {
         }
         "mobilefacenet_train_b64" => {
             let batch = b(64, 2);
-            let cfg = TrainConfig {
-                model: ModelKind::Mobilefacenet,
-                input: ModelKind::Mobilefacenet.default_input(),
-                ..sphere(ModelKind::Mobilefacenet, batch, 0.0)
-            };
+            let cfg = face_model(ModelKind::Mobilefacenet, batch, 0.0);
             vec![result(
                 name,
                 "img_per_s",
@@ -239,14 +236,7 @@ pub fn run_one(name: &str, quick: bool) -> Result<Vec<BenchResult>> {
             } else {
                 ModelKind::Sphereface20
             };
-            let cfg = TrainConfig {
-                input: if kind == ModelKind::Mobilefacenet {
-                    kind.default_input()
-                } else {
-                    (3, 112, 96)
-                },
-                ..sphere(kind, batch, 0.0)
-            };
+            let cfg = face_model(kind, batch, 0.0);
             let model = FaceModel::new(&cfg, 2)?;
             model.backbone.set_training(false);
             let mut rng = Rng::new(3);
@@ -376,7 +366,10 @@ pub fn conditions(quick: bool) -> String {
 /// sections of `tensor::profile`. One warm-up step first.
 pub fn profile_step(quick: bool, lambda_r: f64) -> Result<Vec<(String, f64)>> {
     let batch = if quick { 2 } else { 32 };
-    profile_config(&sphere(ModelKind::Sphereface20, batch, lambda_r), 10_572)
+    profile_config(
+        &face_model(ModelKind::Sphereface20, batch, lambda_r),
+        10_572,
+    )
 }
 
 /// The same breakdown for LeNet++ at batch 128 (8 with `quick`), 10 classes.

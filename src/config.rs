@@ -261,10 +261,12 @@ impl TrainConfig {
         }
         if let Some((c, h, w)) = self.model.fixed_input().filter(|&i| i != self.input) {
             return Err(format!(
-                "--model {:?} takes {c}x{h}x{w} input (--channels {c} --height {h} --width {w}), not {}x{}x{}",
-                self.model, self.input.0, self.input.1, self.input.2
-            )
-            .to_lowercase());
+                "--model {} takes {c}x{h}x{w} input (--channels {c} --height {h} --width {w}), not {}x{}x{}",
+                format!("{:?}", self.model).to_lowercase(),
+                self.input.0,
+                self.input.1,
+                self.input.2
+            ));
         }
         Ok(())
     }

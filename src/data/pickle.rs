@@ -164,7 +164,14 @@ fn shape_of(v: &Value) -> Option<Vec<usize>> {
     }
 }
 
-fn array(at: usize, dtype: String, shape: Vec<usize>, data: Rc<Vec<u8>>) -> Result<Value> {
+/// A numpy array from the pickled `dtype` and `shape` values of `what` (the
+/// call that built it, for messages) and its raw bytes.
+fn array(at: usize, what: &str, dtype: &Value, shape: &Value, data: &Rc<Vec<u8>>) -> Result<Value> {
+    let dtype =
+        dtype_name(dtype).ok_or_else(|| anyhow::anyhow!("byte {at}: {what} without a dtype"))?;
+    let shape =
+        shape_of(shape).ok_or_else(|| anyhow::anyhow!("byte {at}: {what} without a shape"))?;
+    let data = data.clone();
     let item = match dtype.trim_start_matches(['|', '<', '=']) {
         "u1" | "i1" | "b1" => 1,
         other => bail!("byte {at}: numpy array of dtype `{other}`; verification images are uint8"),
@@ -181,14 +188,7 @@ fn array(at: usize, dtype: String, shape: Vec<usize>, data: Rc<Vec<u8>>) -> Resu
 
 fn frombuffer(at: usize, args: &[Value]) -> Result<Value> {
     match args {
-        [Value::Bytes(data), dtype, shape, ..] => array(
-            at,
-            dtype_name(dtype)
-                .ok_or_else(|| anyhow::anyhow!("byte {at}: _frombuffer without a dtype"))?,
-            shape_of(shape)
-                .ok_or_else(|| anyhow::anyhow!("byte {at}: _frombuffer without a shape"))?,
-            data.clone(),
-        ),
+        [Value::Bytes(data), dtype, shape, ..] => array(at, "_frombuffer", dtype, shape, data),
         _ => bail!("byte {at}: _frombuffer with arguments {args:?} is not supported"),
     }
 }
@@ -203,14 +203,9 @@ fn build(at: usize, obj: Value, state: Value) -> Result<Value> {
                 bail!("byte {at}: ndarray state is not a tuple");
             };
             match &s[..] {
-                [_, shape, dtype, Value::Bool(false), Value::Bytes(data)] => array(
-                    at,
-                    dtype_name(dtype)
-                        .ok_or_else(|| anyhow::anyhow!("byte {at}: ndarray without a dtype"))?,
-                    shape_of(shape)
-                        .ok_or_else(|| anyhow::anyhow!("byte {at}: ndarray without a shape"))?,
-                    data.clone(),
-                ),
+                [_, shape, dtype, Value::Bool(false), Value::Bytes(data)] => {
+                    array(at, "ndarray", dtype, shape, data)
+                }
                 _ => bail!("byte {at}: ndarray state {s:?} is not supported (C-order uint8 only)"),
             }
         }

@@ -53,7 +53,8 @@ impl<T: Element> Module<T> for Block<T> {
     }
 }
 
-fn conv<T: Element>(
+/// A convolution (no bias, `groups` groups, Kaiming fan-out init) and its BatchNorm2d.
+fn conv_bn<T: Element>(
     i: usize,
     o: usize,
     k: usize,
@@ -61,14 +62,14 @@ fn conv<T: Element>(
     p: usize,
     groups: usize,
     rng: &mut Rng,
-) -> Conv2d<T> {
-    let mut c = Conv2d::from_tensors(
+) -> Sequential<T> {
+    let mut conv = Conv2d::from_tensors(
         kaiming_normal_fan_out(&[o, i / groups, k, k], rng),
         None,
         Conv2dParams::new(s, p),
     );
-    c.groups = groups;
-    c
+    conv.groups = groups;
+    Sequential::new().push(conv).push(BatchNorm::new(o))
 }
 
 /// insightface's `ConvBlock`: conv + BatchNorm2d + PReLU.
@@ -81,14 +82,10 @@ fn conv_block<T: Element>(
     groups: usize,
     rng: &mut Rng,
 ) -> Block<T> {
-    let layers = Sequential::new()
-        .push(conv(i, o, k, s, p, groups, rng))
-        .push(BatchNorm::new(o))
-        .push(PRelu::new(o));
-    Block::plain(layers)
+    Block::plain(conv_bn(i, o, k, s, p, groups, rng).push(PRelu::new(o)))
 }
 
-/// insightface's `LinearBlock`: conv + BatchNorm2d.
+/// insightface's `LinearBlock`: conv + BatchNorm2d (stride 1, no padding, as used here).
 fn linear_block<T: Element>(
     i: usize,
     o: usize,
@@ -96,10 +93,7 @@ fn linear_block<T: Element>(
     groups: usize,
     rng: &mut Rng,
 ) -> Block<T> {
-    let layers = Sequential::new()
-        .push(conv(i, o, k, 1, 0, groups, rng))
-        .push(BatchNorm::new(o));
-    Block::plain(layers)
+    Block::plain(conv_bn(i, o, k, 1, 0, groups, rng))
 }
 
 /// insightface's `DepthWise(in_c, out_c, residual, 3x3, stride, padding 1, groups)`.
