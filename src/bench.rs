@@ -44,6 +44,7 @@ pub const WORKLOADS: &[&str] = &[
     "sphere4_train_b64",
     "lenetpp_train_b128",
     "mobilefacenet_train_b64",
+    "iresnet50_train_b32",
     "sphere20_embed_b1",
     "sphere20_embed_b32",
     "mobilefacenet_embed_b1",
@@ -229,6 +230,16 @@ pub fn run_one(name: &str, quick: bool) -> Result<Vec<BenchResult>> {
                 format!("MobileFaceNet 3x112x112, batch {batch}, C 10572, A-Softmax m=4"),
             )]
         }
+        "iresnet50_train_b32" => {
+            let batch = b(32, 2);
+            let cfg = face_model(ModelKind::Iresnet50, batch, 0.0);
+            vec![result(
+                name,
+                "img_per_s",
+                train_steps(&cfg, 10_572, warm, steps)?,
+                format!("iResNet-50 3x112x112, batch {batch}, C 10572, A-Softmax m=4"),
+            )]
+        }
         "sphere20_embed_b1" | "sphere20_embed_b32" | "mobilefacenet_embed_b1" => {
             let batch = b(if name.ends_with("b1") { 1 } else { 32 }, 1);
             let kind = if name.starts_with("mobile") {
@@ -239,6 +250,7 @@ pub fn run_one(name: &str, quick: bool) -> Result<Vec<BenchResult>> {
             let cfg = face_model(kind, batch, 0.0);
             let model = FaceModel::new(&cfg, 2)?;
             model.backbone.set_training(false);
+            model.backbone.fold_batchnorm();
             let mut rng = Rng::new(3);
             let (c, h, w) = cfg.input;
             let x = Var::constant(Tensor::<f32>::rand_normal(

@@ -4,7 +4,8 @@
 //! A safetensors file (atomic write, FNV-1a checksum: see `nn::checkpoint`).
 //!
 //! **Tensors** (f32, PyTorch layouts):
-//! - `backbone.<name>`: the backbone's state, named as its PyTorch module's `state_dict`;
+//! - `backbone.<name>`: the backbone's state, named as its PyTorch module's `state_dict`
+//!   (BatchNorm's `num_batches_tracked` as int64 scalars, as there);
 //! - `head.weight` `[C, K]` (the classifier's W_i rows), `head.bias` `[C]`
 //!   (softmax and center loss), `head.centers` `[C, K]` (center loss);
 //! - `optim.<param>.momentum`: SGD's momentum buffers.
@@ -78,12 +79,8 @@ pub fn save(
     opt: &Optimizer<f32>,
     record: &RunRecord,
 ) -> Result<()> {
-    let mut tensors: Vec<(String, Tensor<f32>)> = model
-        .backbone
-        .state()
-        .into_iter()
-        .map(|(n, p)| (format!("backbone.{n}"), p.value().clone()))
-        .collect();
+    let (mut tensors, counters) =
+        nn::checkpoint::module_state(model.backbone.as_ref(), "backbone.");
     tensors.push(("head.weight".into(), model.classifier.value().clone()));
     if let Some(b) = &model.bias {
         tensors.push(("head.bias".into(), b.value().clone()));
@@ -113,7 +110,7 @@ pub fn save(
         meta.insert(THRESHOLD.into(), t.value.to_string());
         meta.insert(THRESHOLD_FITTED_ON.into(), t.fitted_on.clone());
     }
-    nn::checkpoint::save(path, &tensors, &meta)
+    nn::checkpoint::save(path, &tensors, &counters, &meta)
         .with_context(|| format!("saving checkpoint at step {}", record.step))
 }
 
@@ -153,6 +150,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
     let mut model = FaceModel::new(&cfg, classes)?;
     let sub = nn::checkpoint::Checkpoint {
         tensors: prefixed(&ck.tensors, "backbone."),
+        counters: prefixed(&ck.counters, "backbone."),
         metadata: BTreeMap::new(),
     };
     nn::checkpoint::load_into(model.backbone.as_ref(), &sub, &[])
@@ -229,10 +227,8 @@ pub fn load(path: &Path) -> Result<Loaded> {
     })
 }
 
-fn prefixed(
-    tensors: &BTreeMap<String, Tensor<f32>>,
-    prefix: &str,
-) -> BTreeMap<String, Tensor<f32>> {
+/// The entries whose name starts with `prefix`, named without it.
+fn prefixed<V: Clone>(tensors: &BTreeMap<String, V>, prefix: &str) -> BTreeMap<String, V> {
     tensors
         .iter()
         .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone())))

@@ -27,6 +27,14 @@ pub enum ModelKind {
     Lenetpp,
     /// MobileFaceNet, insightface's `get_mbf` (3 x 112 x 112 input).
     Mobilefacenet,
+    /// iResNet-18, insightface's `iresnet18` (3 x 112 x 112 input).
+    Iresnet18,
+    /// iResNet-34, insightface's `iresnet34` (3 x 112 x 112 input).
+    Iresnet34,
+    /// iResNet-50, insightface's `iresnet50` (3 x 112 x 112 input).
+    Iresnet50,
+    /// iResNet-100, insightface's `iresnet100` (3 x 112 x 112 input).
+    Iresnet100,
 }
 
 impl ModelKind {
@@ -38,23 +46,44 @@ impl ModelKind {
             ModelKind::Sphereface20 => Some(20),
             ModelKind::Sphereface36 => Some(36),
             ModelKind::Sphereface64 => Some(64),
-            ModelKind::Lenetpp | ModelKind::Mobilefacenet => None,
+            _ => None,
         }
+    }
+
+    /// Depth of an iResNet kind.
+    pub fn iresnet_depth(self) -> Option<usize> {
+        match self {
+            ModelKind::Iresnet18 => Some(18),
+            ModelKind::Iresnet34 => Some(34),
+            ModelKind::Iresnet50 => Some(50),
+            ModelKind::Iresnet100 => Some(100),
+            _ => None,
+        }
+    }
+
+    /// Whether this is one of insightface's backbones (MobileFaceNet, iResNet),
+    /// trained with insightface's recipe details (weight decay on every parameter).
+    pub fn is_insightface(self) -> bool {
+        self == ModelKind::Mobilefacenet || self.iresnet_depth().is_some()
     }
 
     /// The input a model of this kind takes unless told otherwise: insightface's
     /// 3 x 112 x 112 for its backbones, the run default for the others.
     pub const fn default_input(self) -> (usize, usize, usize) {
-        match self {
-            ModelKind::Mobilefacenet => (3, 112, 112),
-            _ => TrainConfig::DEFAULT.input,
+        match self.fixed_input() {
+            Some(input) => input,
+            None => TrainConfig::DEFAULT.input,
         }
     }
 
     /// The one input size this kind accepts, when it accepts only one.
     pub const fn fixed_input(self) -> Option<(usize, usize, usize)> {
         match self {
-            ModelKind::Mobilefacenet => Some((3, 112, 112)),
+            ModelKind::Mobilefacenet
+            | ModelKind::Iresnet18
+            | ModelKind::Iresnet34
+            | ModelKind::Iresnet50
+            | ModelKind::Iresnet100 => Some((3, 112, 112)),
             _ => None,
         }
     }

@@ -12,7 +12,8 @@ use serde::Serialize;
 use tensor::Tensor;
 
 /// Features `[len, d]` of every image of `set`, mirrored where `flip` says,
-/// in batches of `batch`, with the backbone in inference mode.
+/// in batches of `batch`, with the backbone in inference mode (BatchNorm
+/// folded into the layers before it).
 pub fn features(
     backbone: &dyn Module<f32>,
     set: &FaceSet,
@@ -20,6 +21,7 @@ pub fn features(
     flip: bool,
 ) -> Tensor<f32> {
     backbone.set_training(false);
+    backbone.fold_batchnorm();
     let rows: Vec<Tensor<f32>> = (0..set.len())
         .step_by(batch.max(1))
         .map(|start| {

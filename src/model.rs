@@ -11,7 +11,7 @@ use facelosses::{
     ExclusiveRegularizer, SeparabilityStats,
 };
 use nn::optim::Optimizer;
-use nn::{LeNetPlusPlus, MobileFaceNet, Module, SphereFace, SphereFaceConfig};
+use nn::{IResNet, LeNetPlusPlus, MobileFaceNet, Module, SphereFace, SphereFaceConfig};
 use tensor::{Rng, Tensor};
 
 /// The backbone network, by kind.
@@ -20,6 +20,10 @@ pub fn build_backbone(cfg: &TrainConfig, rng: &mut Rng) -> Result<Box<dyn Module
     Ok(match cfg.model {
         ModelKind::Lenetpp => Box::new(LeNetPlusPlus::new(c, (h, w), cfg.feature_dim, rng)),
         ModelKind::Mobilefacenet => Box::new(MobileFaceNet::new(cfg.feature_dim, rng)),
+        kind if kind.iresnet_depth().is_some() => {
+            let depth = kind.iresnet_depth().expect("iresnet kinds have a depth");
+            Box::new(IResNet::new(depth, cfg.feature_dim, rng).map_err(anyhow::Error::msg)?)
+        }
         kind => {
             let depth = kind
                 .sphereface_depth()
@@ -140,12 +144,18 @@ impl FaceModel {
     }
 
     /// The run's optimiser: SGD with the configuration's rate, momentum and
-    /// weight decay, biases and PReLU slopes exempt from decay (SphereFace's
-    /// Caffe recipe).
+    /// weight decay. Which parameters decay follows each backbone's source:
+    /// SphereFace and LeNet++ exempt biases and PReLU slopes (SphereFace's
+    /// Caffe recipe); insightface's backbones decay every trained parameter,
+    /// BatchNorm γ/β and PReLU slopes included, as `arcface_torch` passes
+    /// `backbone.parameters()` to one SGD group with `weight_decay` (its frozen
+    /// `features.weight` is not trained, so not decayed either).
     pub fn optimizer(&self) -> Optimizer<f32> {
         let cfg = &self.cfg;
         let mut opt = Optimizer::sgd(self.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay);
-        opt.exempt_biases_and_prelu();
+        if !cfg.model.is_insightface() {
+            opt.exempt_biases_and_prelu();
+        }
         opt
     }
 

@@ -218,7 +218,8 @@ fn fuzz_checkpoints_and_config() {
         ),
         ("backbone.x".to_string(), Tensor::zeros(&[2])),
     ];
-    nn::checkpoint::save(&path, &tensors, &meta).unwrap();
+    let counters = [("backbone.bn.num_batches_tracked".to_string(), 7)];
+    nn::checkpoint::save(&path, &tensors, &counters, &meta).unwrap();
     let seed = std::fs::read(&path).unwrap();
     fuzz("checkpoint", vec![seed], |d| {
         if let Ok(ck) = nn::checkpoint::from_bytes::<f32>(d, Path::new("fuzz.safetensors")) {

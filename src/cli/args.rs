@@ -118,10 +118,10 @@ pub struct TrainArgs {
     /// Input channels (3: RGB, 1: grey). Default: the model's (3).
     #[arg(long)]
     pub channels: Option<usize>,
-    /// Input height. Default: the model's (56; 112 for mobilefacenet).
+    /// Input height. Default: the model's (56; 112 for mobilefacenet and iresnet*).
     #[arg(long)]
     pub height: Option<usize>,
-    /// Input width. Default: the model's (48; 112 for mobilefacenet).
+    /// Input width. Default: the model's (48; 112 for mobilefacenet and iresnet*).
     #[arg(long)]
     pub width: Option<usize>,
     /// Feature size.

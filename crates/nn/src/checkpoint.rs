@@ -7,8 +7,11 @@
 //! a crash leaves either the old file or the new one, never half of one. The
 //! metadata holds an FNV-1a 64 checksum over every tensor's name, shape and
 //! bytes, so a truncated or bit-flipped file is refused on load.
+//!
+//! Float tensors are F32 or F64; integer counters (BatchNorm's
+//! `num_batches_tracked`) are int64 scalars, as PyTorch stores them.
 
-use crate::module::Module;
+use crate::module::{Module, TensorKind};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -75,8 +78,10 @@ impl std::error::Error for CheckpointError {}
 /// Tensors and string metadata read from a checkpoint.
 #[derive(Debug, Clone)]
 pub struct Checkpoint<T: Element> {
-    /// Tensors by name.
+    /// Float tensors by name.
     pub tensors: BTreeMap<String, Tensor<T>>,
+    /// Int64 scalars by name (BatchNorm's `num_batches_tracked`).
+    pub counters: BTreeMap<String, i64>,
     /// The `__metadata__` entries (checksum included).
     pub metadata: BTreeMap<String, String>,
 }
@@ -113,20 +118,27 @@ fn checksum<'a>(entries: impl Iterator<Item = (&'a str, &'a [usize], &'a [u8])>)
     format!("{h:016x}")
 }
 
-/// Write `tensors` and `metadata` to `path` atomically, with a checksum.
+/// Write float `tensors`, int64 scalar `counters` and `metadata` to `path`
+/// atomically, with a checksum.
 pub fn save<T: Element>(
     path: &Path,
     tensors: &[(String, Tensor<T>)],
+    counters: &[(String, i64)],
     metadata: &BTreeMap<String, String>,
 ) -> Result<(), CheckpointError> {
-    let dtype = if T::DTYPE == "F32" {
+    let float = if T::DTYPE == "F32" {
         Dtype::F32
     } else {
         Dtype::F64
     };
-    let mut sorted: Vec<(&String, Vec<usize>, Vec<u8>)> = tensors
+    let mut sorted: Vec<(&String, Dtype, Vec<usize>, Vec<u8>)> = tensors
         .iter()
-        .map(|(n, t)| (n, t.shape().to_vec(), to_bytes(t)))
+        .map(|(n, t)| (n, float, t.shape().to_vec(), to_bytes(t)))
+        .chain(
+            counters
+                .iter()
+                .map(|(n, c)| (n, Dtype::I64, vec![], c.to_le_bytes().to_vec())),
+        )
         .collect();
     sorted.sort_by(|a, b| a.0.cmp(b.0));
     if let Some(w) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
@@ -144,15 +156,15 @@ pub fn save<T: Element>(
         checksum(
             sorted
                 .iter()
-                .map(|(n, s, b)| (n.as_str(), s.as_slice(), b.as_slice())),
+                .map(|(n, _, s, b)| (n.as_str(), s.as_slice(), b.as_slice())),
         ),
     );
     let views: Vec<(String, TensorView<'_>)> = sorted
         .iter()
-        .map(|(n, s, b)| {
+        .map(|(n, dtype, s, b)| {
             (
                 n.to_string(),
-                TensorView::new(dtype, s.clone(), b).expect("bytes match shape and dtype"),
+                TensorView::new(*dtype, s.clone(), b).expect("bytes match shape and dtype"),
             )
         })
         .collect();
@@ -225,9 +237,22 @@ pub fn from_bytes<T: Element>(bytes: &[u8], path: &Path) -> Result<Checkpoint<T>
     let st = SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
     let mut entries: Vec<(String, Vec<usize>, Vec<u8>)> = vec![];
     let mut tensors = BTreeMap::new();
+    let mut counters = BTreeMap::new();
     for (name, view) in st.tensors() {
         let data = view.data();
+        entries.push((name.clone(), view.shape().to_vec(), data.to_vec()));
         let values: Vec<T> = match view.dtype() {
+            Dtype::I64 => {
+                if view.shape().iter().product::<usize>() != 1 {
+                    return Err(bad(format!(
+                        "tensor `{name}` is int64 of shape {:?}; only int64 scalars (counters) are supported",
+                        view.shape()
+                    )));
+                }
+                let value = i64::from_le_bytes(data.try_into().expect("8 bytes"));
+                counters.insert(name, value);
+                continue;
+            }
             Dtype::F32 => data
                 .chunks_exact(4)
                 .map(|c| {
@@ -240,13 +265,12 @@ pub fn from_bytes<T: Element>(bytes: &[u8], path: &Path) -> Result<Checkpoint<T>
                 .collect(),
             other => {
                 return Err(bad(format!(
-                    "tensor `{name}` has dtype {other:?}; only F32 and F64 are supported"
+                    "tensor `{name}` has dtype {other:?}; only F32, F64 and int64 scalars are supported"
                 )))
             }
         };
         let t = Tensor::from_vec(view.shape(), values)
             .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
-        entries.push((name.clone(), view.shape().to_vec(), data.to_vec()));
         tensors.insert(name, t);
     }
     if let Some(stored) = metadata.get(CHECKSUM_KEY) {
@@ -264,37 +288,76 @@ pub fn from_bytes<T: Element>(bytes: &[u8], path: &Path) -> Result<Checkpoint<T>
             });
         }
     }
-    Ok(Checkpoint { tensors, metadata })
+    Ok(Checkpoint {
+        tensors,
+        counters,
+        metadata,
+    })
 }
 
-/// Save a module's parameters and buffers (plus `extra` tensors, e.g. optimiser state) atomically.
+/// Named float tensors, as [`save`] takes them.
+pub type NamedTensors<T> = Vec<(String, Tensor<T>)>;
+
+/// A module's state split as a checkpoint stores it, names prefixed with
+/// `prefix`: float tensors (parameters and buffers) and int64 counters.
+pub fn module_state<T: Element>(
+    module: &dyn Module<T>,
+    prefix: &str,
+) -> (NamedTensors<T>, Vec<(String, i64)>) {
+    let (mut tensors, mut counters) = (vec![], vec![]);
+    for (name, p, kind) in module.state_with_kinds() {
+        let name = format!("{prefix}{name}");
+        match kind {
+            TensorKind::Counter => counters.push((name, counter_value(&p.value()))),
+            _ => tensors.push((name, p.value().clone())),
+        }
+    }
+    (tensors, counters)
+}
+
+/// A counter held as a scalar float, as the integer it stands for.
+fn counter_value<T: Element>(t: &Tensor<T>) -> i64 {
+    t.to_vec()
+        .first()
+        .and_then(|v| v.to_f64())
+        .map_or(0, |v| v.round() as i64)
+}
+
+/// Save a module's parameters, buffers and counters (plus `extra` tensors, e.g.
+/// optimiser state) atomically.
 pub fn save_module<T: Element>(
     path: &Path,
     module: &dyn Module<T>,
     extra: &[(String, Tensor<T>)],
     metadata: &BTreeMap<String, String>,
 ) -> Result<(), CheckpointError> {
-    let mut tensors: Vec<(String, Tensor<T>)> = module
-        .state()
-        .into_iter()
-        .map(|(n, p)| (n, p.value().clone()))
-        .collect();
+    let (mut tensors, counters) = module_state(module, "");
     tensors.extend(extra.iter().cloned());
-    save(path, &tensors, metadata)
+    save(path, &tensors, &counters, metadata)
 }
 
-/// Load a module's parameters and buffers from `ckpt`. Tensors whose name starts
-/// with one of `ignore_prefixes` are not the model's (optimiser state, classifier)
-/// and are skipped. Nothing is changed unless every name and shape matches;
-/// otherwise every mismatch is listed.
+/// Load a module's parameters, buffers and counters from `ckpt`. Tensors whose
+/// name starts with one of `ignore_prefixes` are not the model's (optimiser
+/// state, classifier) and are skipped. Nothing is changed unless every name
+/// and shape matches; otherwise every mismatch is listed. A missing counter is
+/// not a mismatch: it reads as 0, as PyTorch loads BatchNorm states saved
+/// before `num_batches_tracked` existed (and our own earlier checkpoints).
 pub fn load_into<T: Element>(
     module: &dyn Module<T>,
     ckpt: &Checkpoint<T>,
     ignore_prefixes: &[&str],
 ) -> Result<(), CheckpointError> {
-    let state = module.state();
+    let state = module.state_with_kinds();
     let mut problems = vec![];
-    for (name, p) in &state {
+    for (name, p, kind) in &state {
+        if *kind == TensorKind::Counter {
+            if ckpt.tensors.contains_key(name) {
+                problems.push(format!(
+                    "tensor `{name}` is a float in the file, the model expects an int64 counter"
+                ));
+            }
+            continue;
+        }
         match ckpt.tensors.get(name) {
             None => problems.push(format!(
                 "missing tensor `{name}` (model expects shape {:?})",
@@ -308,9 +371,9 @@ pub fn load_into<T: Element>(
             Some(_) => {}
         }
     }
-    for name in ckpt.tensors.keys() {
+    for name in ckpt.tensors.keys().chain(ckpt.counters.keys()) {
         if !ignore_prefixes.iter().any(|pre| name.starts_with(pre))
-            && !state.iter().any(|(n, _)| n == name)
+            && !state.iter().any(|(n, _, _)| n == name)
         {
             problems.push(format!("unexpected tensor `{name}` (not in the model)"));
         }
@@ -318,8 +381,13 @@ pub fn load_into<T: Element>(
     if !problems.is_empty() {
         return Err(CheckpointError::Mismatch { problems });
     }
-    for (name, p) in &state {
-        p.set_value(ckpt.tensors[name].clone());
+    for (name, p, kind) in &state {
+        if *kind == TensorKind::Counter {
+            let count = ckpt.counters.get(name).copied().unwrap_or(0);
+            p.set_value(Tensor::scalar(T::from_f64_lossy(count as f64)));
+        } else {
+            p.set_value(ckpt.tensors[name].clone());
+        }
     }
     Ok(())
 }

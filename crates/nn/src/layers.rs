@@ -1,6 +1,7 @@
 //! The layers. Each holds its parameters as [`Param`]s named like PyTorch's
-//! (`weight`, `bias`; BatchNorm's `running_mean` / `running_var` as buffers).
+//! (`weight`, `bias`). BatchNorm and its folding are in `batchnorm`.
 
+use crate::batchnorm::{Foldable, FoldedSlot};
 use crate::init;
 use crate::module::{join, Module, TensorKind};
 use autograd::{Param, Var};
@@ -18,6 +19,7 @@ pub struct Conv2d<T: Element> {
     /// Channel groups (1: dense; the input channels: depthwise). The weight is
     /// `[O, C/groups, kh, kw]`, as PyTorch's.
     pub groups: usize,
+    folded: FoldedSlot<T>,
 }
 
 impl<T: Element> Conv2d<T> {
@@ -28,6 +30,7 @@ impl<T: Element> Conv2d<T> {
             bias: bias.map(Param::new),
             params,
             groups: 1,
+            folded: RefCell::new(None),
         }
     }
 
@@ -52,18 +55,41 @@ impl<T: Element> Conv2d<T> {
 
 impl<T: Element> Module<T> for Conv2d<T> {
     fn forward(&self, x: &Var<T>) -> Var<T> {
-        let b = self.bias.as_ref().map(|b| b.var());
+        let (w, b) = match &*self.folded.borrow() {
+            Some((w, b)) => (Var::constant(w.clone()), Some(Var::constant(b.clone()))),
+            None => (self.weight.var(), self.bias.as_ref().map(|b| b.var())),
+        };
         if self.groups == 1 {
-            x.conv2d(&self.weight.var(), b.as_ref(), self.params)
+            x.conv2d(&w, b.as_ref(), self.params)
         } else {
-            x.conv2d_grouped(&self.weight.var(), b.as_ref(), self.params, self.groups)
+            x.conv2d_grouped(&w, b.as_ref(), self.params, self.groups)
         }
+    }
+    fn set_training(&self, training: bool) {
+        if training {
+            self.folded.replace(None);
+        }
+    }
+    fn as_foldable(&self) -> Option<&dyn Foldable<T>> {
+        Some(self)
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<T>, TensorKind)) {
         f(join(prefix, "weight"), &self.weight, TensorKind::Parameter);
         if let Some(b) = &self.bias {
             f(join(prefix, "bias"), b, TensorKind::Parameter);
         }
+    }
+}
+
+impl<T: Element> Foldable<T> for Conv2d<T> {
+    fn affine(&self) -> (Tensor<T>, Option<Tensor<T>>) {
+        (
+            self.weight.value().clone(),
+            self.bias.as_ref().map(|b| b.value().clone()),
+        )
+    }
+    fn set_folded(&self, folded: Option<(Tensor<T>, Tensor<T>)>) {
+        self.folded.replace(folded);
     }
 }
 
@@ -73,21 +99,46 @@ pub struct Linear<T: Element> {
     pub weight: Param<T>,
     /// `[out]`, if any.
     pub bias: Option<Param<T>>,
+    folded: FoldedSlot<T>,
 }
 
 impl<T: Element> Linear<T> {
+    /// A linear layer from given tensors.
+    pub fn from_tensors(weight: Tensor<T>, bias: Option<Tensor<T>>) -> Self {
+        Linear {
+            weight: Param::new(weight),
+            bias: bias.map(Param::new),
+            folded: RefCell::new(None),
+        }
+    }
+
     /// Xavier-uniform weight, zero bias.
     pub fn xavier(inputs: usize, outputs: usize, bias: bool, rng: &mut Rng) -> Self {
-        Linear {
-            weight: Param::new(init::xavier_uniform(&[outputs, inputs], rng)),
-            bias: bias.then(|| Param::new(Tensor::zeros(&[outputs]))),
-        }
+        Self::from_tensors(
+            init::xavier_uniform(&[outputs, inputs], rng),
+            bias.then(|| Tensor::zeros(&[outputs])),
+        )
+    }
+}
+
+impl<T: Element> Foldable<T> for Linear<T> {
+    fn affine(&self) -> (Tensor<T>, Option<Tensor<T>>) {
+        (
+            self.weight.value().clone(),
+            self.bias.as_ref().map(|b| b.value().clone()),
+        )
+    }
+    fn set_folded(&self, folded: Option<(Tensor<T>, Tensor<T>)>) {
+        self.folded.replace(folded);
     }
 }
 
 impl<T: Element> Module<T> for Linear<T> {
     fn forward(&self, x: &Var<T>) -> Var<T> {
-        let w = self.weight.var();
+        let (w, b) = match &*self.folded.borrow() {
+            Some((w, b)) => (Var::constant(w.clone()), Some(Var::constant(b.clone()))),
+            None => (self.weight.var(), self.bias.as_ref().map(|b| b.var())),
+        };
         assert!(
             x.shape().len() == 2 && x.shape()[1] == w.shape()[1],
             "Linear: input {:?} does not fit weight {:?} (needs [N, {}])",
@@ -96,8 +147,8 @@ impl<T: Element> Module<T> for Linear<T> {
             w.shape()[1]
         );
         let y = x.matmul(&w.t());
-        match &self.bias {
-            Some(b) => y.add(&b.var()),
+        match b {
+            Some(b) => y.add(&b),
             None => y,
         }
     }
@@ -106,6 +157,14 @@ impl<T: Element> Module<T> for Linear<T> {
         if let Some(b) = &self.bias {
             f(join(prefix, "bias"), b, TensorKind::Parameter);
         }
+    }
+    fn set_training(&self, training: bool) {
+        if training {
+            self.folded.replace(None);
+        }
+    }
+    fn as_foldable(&self) -> Option<&dyn Foldable<T>> {
+        Some(self)
     }
 }
 
@@ -130,104 +189,6 @@ impl<T: Element> Module<T> for PRelu<T> {
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<T>, TensorKind)) {
         f(join(prefix, "weight"), &self.weight, TensorKind::Parameter);
-    }
-}
-
-/// Batch normalisation over axis 1 of `[N, C]` (BatchNorm1d) or `[N, C, H, W]` (BatchNorm2d).
-///
-/// Training: normalise with the batch's mean and biased variance, and move the
-/// running statistics by `momentum` (running variance unbiased, as PyTorch).
-/// Evaluation: normalise with the running statistics.
-pub struct BatchNorm<T: Element> {
-    /// Scale γ, `[C]`.
-    pub weight: Param<T>,
-    /// Shift β, `[C]`.
-    pub bias: Param<T>,
-    /// Running mean (buffer).
-    pub running_mean: Param<T>,
-    /// Running variance (buffer).
-    pub running_var: Param<T>,
-    /// Running statistics' update rate.
-    pub momentum: f64,
-    /// Added to the variance.
-    pub eps: f64,
-    training: Cell<bool>,
-}
-
-impl<T: Element> BatchNorm<T> {
-    /// γ = 1, β = 0, running mean 0, running variance 1; momentum 0.1, eps 1e-5.
-    pub fn new(channels: usize) -> Self {
-        BatchNorm {
-            weight: Param::new(Tensor::ones(&[channels])),
-            bias: Param::new(Tensor::zeros(&[channels])),
-            running_mean: Param::new(Tensor::zeros(&[channels])),
-            running_var: Param::new(Tensor::ones(&[channels])),
-            momentum: 0.1,
-            eps: 1e-5,
-            training: Cell::new(true),
-        }
-    }
-}
-
-impl<T: Element> Module<T> for BatchNorm<T> {
-    fn forward(&self, x: &Var<T>) -> Var<T> {
-        let shape = x.shape().to_vec();
-        assert!(
-            (shape.len() == 2 || shape.len() == 4) && shape[1] == self.weight.len(),
-            "BatchNorm: input {shape:?} needs [N, {c}] or [N, {c}, H, W]",
-            c = self.weight.len()
-        );
-        let c = shape[1];
-        let mut bshape = vec![1; shape.len()];
-        bshape[1] = c;
-        let t = T::from_f64_lossy;
-        if self.training.get() {
-            // One fused op (autograd's batch_norm_train): no centred or normalised
-            // copies are kept for the backward.
-            let (y, mean, var) = x.batch_norm_train(&self.weight.var(), &self.bias.var(), self.eps);
-            let count = shape.iter().product::<usize>() / c;
-            let unbias = count as f64 / (count.max(2) - 1) as f64;
-            let m = t(self.momentum);
-            let (mean, var) = (
-                Tensor::from_vec(&[c], mean).expect("[C]"),
-                Tensor::from_vec(&[c], var).expect("[C]"),
-            );
-            self.running_mean
-                .value_mut()
-                .scale_add_assign(T::one() - m, &mean, m);
-            self.running_var.value_mut().scale_add_assign(
-                T::one() - m,
-                &var.mul_scalar(t(unbias)),
-                m,
-            );
-            return y;
-        }
-        let (mean, var) = {
-            let rm = Var::constant(self.running_mean.value().reshape(&bshape));
-            let rv = Var::constant(self.running_var.value().reshape(&bshape));
-            (rm, rv)
-        };
-        let normed = x.sub(&mean).div(&var.add_scalar(t(self.eps)).sqrt());
-        normed
-            .mul(&self.weight.var().reshape(&bshape))
-            .add(&self.bias.var().reshape(&bshape))
-    }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<T>, TensorKind)) {
-        f(join(prefix, "weight"), &self.weight, TensorKind::Parameter);
-        f(join(prefix, "bias"), &self.bias, TensorKind::Parameter);
-        f(
-            join(prefix, "running_mean"),
-            &self.running_mean,
-            TensorKind::Buffer,
-        );
-        f(
-            join(prefix, "running_var"),
-            &self.running_var,
-            TensorKind::Buffer,
-        );
-    }
-    fn set_training(&self, training: bool) {
-        self.training.set(training);
     }
 }
 

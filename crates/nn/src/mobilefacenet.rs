@@ -14,8 +14,9 @@
 //! Kaiming-normal with fan-out (σ = √(2 / fan_out)), BatchNorm γ = 1, β = 0,
 //! PReLU slopes 0.25.
 
+use crate::batchnorm::BatchNorm;
 use crate::init::kaiming_normal_fan_out;
-use crate::layers::{BatchNorm, Conv2d, Flatten, Linear, PRelu};
+use crate::layers::{Conv2d, Flatten, Linear, PRelu};
 use crate::module::{join, Module, Sequential, TensorKind};
 use autograd::{Param, Var};
 use tensor::{Conv2dParams, Element, Rng};
@@ -50,6 +51,9 @@ impl<T: Element> Module<T> for Block<T> {
     }
     fn set_training(&self, training: bool) {
         self.layers.set_training(training);
+    }
+    fn fold_batchnorm(&self) {
+        self.layers.fold_batchnorm();
     }
 }
 
@@ -144,10 +148,10 @@ impl<T: Element> MobileFaceNet<T> {
         let gdc = Sequential::new()
             .push(linear_block(512, 512, 7, 512, rng))
             .push(Flatten)
-            .push(Linear {
-                weight: Param::new(kaiming_normal_fan_out(&[num_features, 512], rng)),
-                bias: None,
-            })
+            .push(Linear::from_tensors(
+                kaiming_normal_fan_out(&[num_features, 512], rng),
+                None,
+            ))
             .push(BatchNorm::new(num_features));
         MobileFaceNet {
             layers,
@@ -176,5 +180,10 @@ impl<T: Element> Module<T> for MobileFaceNet<T> {
         self.layers.set_training(training);
         self.conv_sep.set_training(training);
         self.features.set_training(training);
+    }
+    fn fold_batchnorm(&self) {
+        self.layers.fold_batchnorm();
+        self.conv_sep.fold_batchnorm();
+        self.features.fold_batchnorm();
     }
 }

@@ -1,5 +1,6 @@
 //! The `Module` trait and the `Sequential` container.
 
+use crate::batchnorm::{BatchNorm, Foldable};
 use autograd::{Param, Var};
 use tensor::Element;
 
@@ -10,6 +11,9 @@ pub enum TensorKind {
     Parameter,
     /// Saved and loaded, never trained.
     Buffer,
+    /// An integer count saved as an int64 scalar (BatchNorm's `num_batches_tracked`),
+    /// held here as a scalar `T`: exact up to 2^24 in f32.
+    Counter,
 }
 
 /// A layer or network.
@@ -23,6 +27,21 @@ pub trait Module<T: Element> {
     /// Switch between training and evaluation behaviour (dropout, batch norm).
     fn set_training(&self, _training: bool) {}
 
+    /// For inference, after `set_training(false)`: fold every BatchNorm that
+    /// directly follows a convolution or linear layer into it (see
+    /// `batchnorm`); the outputs stay the same up to rounding.
+    fn fold_batchnorm(&self) {}
+
+    /// This layer as a layer a following BatchNorm can fold into, if it is one.
+    fn as_foldable(&self) -> Option<&dyn Foldable<T>> {
+        None
+    }
+
+    /// This layer as a BatchNorm, if it is one.
+    fn as_batchnorm(&self) -> Option<&BatchNorm<T>> {
+        None
+    }
+
     /// Trainable parameters with their dotted names, in a fixed order.
     fn parameters(&self) -> Vec<(String, Param<T>)> {
         let mut out = vec![];
@@ -34,10 +53,18 @@ pub trait Module<T: Element> {
         out
     }
 
-    /// Every named tensor, parameters and buffers (what a checkpoint holds).
+    /// Every named tensor, parameters, buffers and counters (what a checkpoint holds).
     fn state(&self) -> Vec<(String, Param<T>)> {
+        self.state_with_kinds()
+            .into_iter()
+            .map(|(name, p, _)| (name, p))
+            .collect()
+    }
+
+    /// [`Module::state`] with each tensor's kind.
+    fn state_with_kinds(&self) -> Vec<(String, Param<T>, TensorKind)> {
         let mut out = vec![];
-        self.visit("", &mut |name, p, _| out.push((name, p.clone())));
+        self.visit("", &mut |name, p, kind| out.push((name, p.clone(), kind)));
         out
     }
 
@@ -113,5 +140,13 @@ impl<T: Element> Module<T> for Sequential<T> {
         self.layers
             .iter()
             .for_each(|(_, l)| l.set_training(training));
+    }
+    fn fold_batchnorm(&self) {
+        for pair in self.layers.windows(2) {
+            if let (Some(layer), Some(bn)) = (pair[0].1.as_foldable(), pair[1].1.as_batchnorm()) {
+                bn.fold_into(layer);
+            }
+        }
+        self.layers.iter().for_each(|(_, l)| l.fold_batchnorm());
     }
 }

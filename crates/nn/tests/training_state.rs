@@ -222,7 +222,7 @@ fn mismatched_checkpoints_are_refused_with_every_problem_named() {
         .unwrap()
         .1 = Tensor::zeros(&[64, 32, 3, 3]);
     tensors.push(("stray".into(), Tensor::zeros(&[1])));
-    checkpoint::save(&path, &tensors, &BTreeMap::new()).unwrap();
+    checkpoint::save(&path, &tensors, &[], &BTreeMap::new()).unwrap();
     let before: Vec<f32> = net.parameters()[0].1.value().to_vec();
     let err = checkpoint::load_into(&net, &checkpoint::load(&path).unwrap(), &[]).unwrap_err();
     let msg = err.to_string();
@@ -244,7 +244,7 @@ fn corrupt_checkpoints_are_detected_and_writes_are_atomic() {
         "w".to_string(),
         Tensor::<f32>::rand_normal(&[64], 0.0, 1.0, &mut Rng::new(1)),
     )];
-    checkpoint::save(&path, &t, &BTreeMap::new()).unwrap();
+    checkpoint::save(&path, &t, &[], &BTreeMap::new()).unwrap();
     assert!(
         !path.with_file_name("ckpt.safetensors.tmp").exists(),
         "temporary file renamed away"
