@@ -384,6 +384,12 @@ pub fn profile_step(quick: bool, lambda_r: f64) -> Result<Vec<(String, f64)>> {
     )
 }
 
+/// The same breakdown for MobileFaceNet at batch 64 (2 with `quick`), C = 10,572, A-Softmax.
+pub fn profile_mobilefacenet(quick: bool) -> Result<Vec<(String, f64)>> {
+    let batch = if quick { 2 } else { 64 };
+    profile_config(&face_model(ModelKind::Mobilefacenet, batch, 0.0), 10_572)
+}
+
 /// The same breakdown for LeNet++ at batch 128 (8 with `quick`), 10 classes.
 pub fn profile_lenetpp(quick: bool) -> Result<Vec<(String, f64)>> {
     profile_config(&lenetpp(if quick { 8 } else { 128 }), 10)

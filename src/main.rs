@@ -68,6 +68,11 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Large activation buffers are reused across training steps instead of
+/// being mapped and page-faulted in again every step (see `tensor::memory`).
+#[global_allocator]
+static ALLOCATOR: tensor::memory::BlockCache = tensor::memory::BlockCache::new();
+
 fn main() -> ExitCode {
     // Reuse freed activation buffers across training steps (see tensor::memory).
     tensor::memory::retain_freed_memory();

@@ -44,6 +44,13 @@ fn print_profile(quick: bool) -> Result<()> {
     for (name, secs) in bench::profile_lenetpp(quick)? {
         println!("{name:<48} {:>9.1} ms", secs * 1e3);
     }
+    println!(
+        "MobileFaceNet 3x112x112, batch {}, C 10572, A-Softmax m=4",
+        if quick { 2 } else { 64 }
+    );
+    for (name, secs) in bench::profile_mobilefacenet(quick)? {
+        println!("{name:<48} {:>9.1} ms", secs * 1e3);
+    }
     Ok(())
 }
 

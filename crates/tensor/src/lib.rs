@@ -38,6 +38,7 @@ mod error;
 pub mod gemm;
 mod index;
 pub mod memory;
+pub mod norm;
 pub mod pool;
 pub mod profile;
 pub mod random;

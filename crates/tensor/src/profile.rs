@@ -30,10 +30,14 @@ pub enum Section {
     Pool,
     /// Reductions and lane-wise ops (sums, softmax, normalisation), wall time.
     Reduce,
+    /// Grouped and depthwise convolution, forward and backward, wall time.
+    GroupedConv,
+    /// Training-mode batch normalisation, forward and backward, wall time.
+    BatchNorm,
 }
 
 /// Every section, in report order.
-pub const SECTIONS: [Section; 9] = [
+pub const SECTIONS: [Section; 11] = [
     Section::ConvForward,
     Section::ConvInputGrad,
     Section::ConvWeightGrad,
@@ -43,6 +47,8 @@ pub const SECTIONS: [Section; 9] = [
     Section::Elementwise,
     Section::Pool,
     Section::Reduce,
+    Section::GroupedConv,
+    Section::BatchNorm,
 ];
 
 static ENABLED: AtomicBool = AtomicBool::new(false);

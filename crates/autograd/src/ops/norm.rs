@@ -9,22 +9,12 @@
 //! g = dL/dy:
 //!
 //! dβ = Σ g,  dγ = Σ g x̂,  dx = γ r / M · (M g − Σ g − x̂ Σ g x̂).
+//!
+//! The passes over the data are `tensor::norm`'s kernels.
 
 use super::needs;
 use crate::Var;
-use rayon::prelude::*;
 use tensor::{Element, Tensor};
-
-/// Per-channel values of an `[N, C, ...]` contiguous buffer: `(n, s)` ranges.
-fn channel<T: Copy>(
-    xs: &[T],
-    n: usize,
-    c: usize,
-    s: usize,
-    ch: usize,
-) -> impl Iterator<Item = T> + '_ {
-    (0..n).flat_map(move |i| xs[(i * c + ch) * s..(i * c + ch + 1) * s].iter().copied())
-}
 
 impl<T: Element> Var<T> {
     /// Training-mode batch norm of `[N, C]` or `[N, C, H, W]` input with scale
@@ -43,88 +33,60 @@ impl<T: Element> Var<T> {
             weight.shape(),
             bias.shape()
         );
+        let _t = tensor::profile::scope(tensor::profile::Section::BatchNorm);
         let (n, c) = (shape[0], shape[1]);
         let s: usize = shape[2..].iter().product();
         let m = T::from_usize(n * s).expect("fits");
         let x = self.value().to_contiguous();
         let xs = x.as_slice().expect("contiguous");
-        let stats: Vec<(T, T)> = (0..c)
-            .into_par_iter()
-            .map(|ch| {
-                let mean = channel(xs, n, c, s, ch).fold(T::zero(), |a, v| a + v) / m;
-                let var = channel(xs, n, c, s, ch)
-                    .fold(T::zero(), |a, v| a + (v - mean) * (v - mean))
-                    / m;
-                (mean, var)
-            })
-            .collect();
-        let (mean, var): (Vec<T>, Vec<T>) = stats.iter().copied().unzip();
+        let (mean, var): (Vec<T>, Vec<T>) = tensor::norm::batch_norm_stats(xs, n, c, s)
+            .into_iter()
+            .unzip();
         let eps = T::from_f64_lossy(eps);
         let inv: Vec<T> = var.iter().map(|&v| T::one() / (v + eps).sqrt()).collect();
         let (gamma, beta) = (weight.value().to_vec(), bias.value().to_vec());
+        let scale: Vec<T> = (0..c).map(|ch| gamma[ch] * inv[ch]).collect();
+        let shift: Vec<T> = (0..c).map(|ch| beta[ch] - scale[ch] * mean[ch]).collect();
         let mut out = vec![T::zero(); xs.len()];
-        out.par_chunks_mut(s.max(1))
-            .enumerate()
-            .for_each(|(plane, y)| {
-                let ch = plane % c;
-                let (scale, shift) = (
-                    gamma[ch] * inv[ch],
-                    beta[ch] - gamma[ch] * inv[ch] * mean[ch],
-                );
-                y.iter_mut()
-                    .zip(&xs[plane * s..(plane + 1) * s])
-                    .for_each(|(yv, &xv)| *yv = xv * scale + shift);
-            });
+        tensor::norm::channel_affine(xs, &mut out, c, s, &scale, &shift);
         let out = Tensor::from_vec(&shape, out).expect("same size");
         let inputs = [self, weight, bias];
         let need = needs(&inputs);
-        let (mean_b, inv_b) = (mean.clone(), inv);
+        let mean_b = mean.clone();
         let y = Var::from_op("batch_norm_train", out, &inputs, move |g| {
+            let _t = tensor::profile::scope(tensor::profile::Section::BatchNorm);
             let g = g.to_contiguous();
             let gs = g.as_slice().expect("contiguous");
-            let xhat = |v: T, ch: usize| (v - mean_b[ch]) * inv_b[ch];
-            // Σ g and Σ g x̂ per channel
-            let sums: Vec<(T, T)> = (0..c)
-                .into_par_iter()
-                .map(|ch| {
-                    channel(gs, n, c, s, ch)
-                        .zip(channel(xs_of(&x), n, c, s, ch))
-                        .fold((T::zero(), T::zero()), |(a, b), (gv, xv)| {
-                            (a + gv, b + gv * xhat(xv, ch))
-                        })
-                })
-                .collect();
+            let xs = x.as_slice().expect("contiguous");
+            // Σ g and Σ g (x − μ) per channel; Σ g x̂ = r Σ g (x − μ).
+            let sums = tensor::norm::batch_norm_grad_sums(gs, xs, n, c, s, &mean_b);
             let dx = need[0].then(|| {
-                let xv = xs_of(&x);
-                let mut dx = vec![T::zero(); xv.len()];
-                dx.par_chunks_mut(s.max(1))
-                    .enumerate()
-                    .for_each(|(plane, d)| {
-                        let ch = plane % c;
-                        let (sg, sgx) = sums[ch];
-                        let k = gamma[ch] * inv_b[ch] / m;
-                        let (gp, xp) = (
-                            &gs[plane * s..(plane + 1) * s],
-                            &xv[plane * s..(plane + 1) * s],
-                        );
-                        d.iter_mut()
-                            .zip(gp.iter().zip(xp))
-                            .for_each(|(dv, (&gv, &xi))| {
-                                *dv = k * (m * gv - sg - xhat(xi, ch) * sgx)
-                            });
-                    });
+                // dx = γ r / M · (M g − Σ g − x̂ Σ g x̂)
+                //    = (γ r) g − (γ r Σ g / M) − (γ r³ Σ g (x − μ) / M) (x − μ)
+                let k: Vec<[T; 4]> = (0..c)
+                    .map(|ch| {
+                        let (sg, sgc) = sums[ch];
+                        let gr = gamma[ch] * inv[ch];
+                        [
+                            gr,
+                            gr * sg / m,
+                            gr * inv[ch] * inv[ch] * sgc / m,
+                            mean_b[ch],
+                        ]
+                    })
+                    .collect();
+                let mut dx = vec![T::zero(); xs.len()];
+                tensor::norm::batch_norm_input_grad(gs, xs, &mut dx, c, s, &k);
                 Tensor::from_vec(&shape, dx).expect("same size")
             });
-            let dgamma = need[1]
-                .then(|| Tensor::from_vec(&[c], sums.iter().map(|p| p.1).collect()).expect("[C]"));
+            let dgamma = need[1].then(|| {
+                let v = (0..c).map(|ch| inv[ch] * sums[ch].1).collect();
+                Tensor::from_vec(&[c], v).expect("[C]")
+            });
             let dbeta = need[2]
                 .then(|| Tensor::from_vec(&[c], sums.iter().map(|p| p.0).collect()).expect("[C]"));
             vec![dx, dgamma, dbeta]
         });
         (y, mean, var)
     }
-}
-
-fn xs_of<T: Element>(x: &Tensor<T>) -> &[T] {
-    x.as_slice().expect("contiguous")
 }

@@ -127,6 +127,7 @@ pub fn try_grouped_conv2d<T: Element>(
     p: Conv2dParams,
     groups: usize,
 ) -> TensorResult<Tensor<T>> {
+    let _t = crate::profile::scope(crate::profile::Section::GroupedConv);
     let g = Shape::check("grouped_conv2d", x.shape(), weight.shape(), p, groups)?;
     super::check_bias("grouped_conv2d", weight.shape(), bias, g.o)?;
     let (x, w) = (x.to_contiguous(), weight.to_contiguous());
@@ -184,6 +185,7 @@ pub fn try_grouped_conv2d_backward<T: Element>(
     groups: usize,
     (want_input, want_weight, want_bias): (bool, bool, bool),
 ) -> TensorResult<Conv2dGrads<T>> {
+    let _t = crate::profile::scope(crate::profile::Section::GroupedConv);
     let g = Shape::check(
         "grouped_conv2d_backward",
         x.shape(),
