@@ -224,3 +224,23 @@ fn the_real_lfw_images_pack_and_read_back() {
     assert_eq!(images.decode(0).unwrap().len(), 3 * 112 * 96);
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// Found by `cargo fuzz` (targets `pairs` and `people`): a header declaring
+/// hundreds of millions of pairs, or a fold declaring billions of people,
+/// made the parsers reserve that much memory up front (77 GB) and abort. The
+/// counts now only bound what the file's lines can hold; the files are refused.
+#[test]
+fn declared_counts_do_not_allocate_before_the_lines_are_there() {
+    let err = parse_pairs("2 266666666", "pairs.txt")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ends early in fold 1"), "{err}");
+    let err = parse_pairs("3 99999999999999999", "pairs.txt")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ends early"), "{err}");
+    let err = parse_people("3\n2222222222222\n2\nAi\u{c2} 1S2l 2\n", "people.txt")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("people.txt:"), "{err}");
+}

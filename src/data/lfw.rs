@@ -62,7 +62,15 @@ pub fn parse_pairs(text: &str, file: &str) -> Result<Vec<NamedPair>> {
         parse_num(h[0], file, ln, "fold count")?,
         parse_num(h[1], file, ln, "pair count")?,
     );
-    let mut pairs = Vec::with_capacity(folds * per * 2);
+    // The header's counts are not trusted for the allocation: each pair needs
+    // a line, so the file's line count bounds the capacity (a header of
+    // `2 266666666` once asked for 77 GB).
+    let mut pairs = Vec::with_capacity(
+        folds
+            .saturating_mul(per)
+            .saturating_mul(2)
+            .min(text.lines().count()),
+    );
     for fold in 0..folds {
         for k in 0..2 * per {
             let matched = k < per;
@@ -129,7 +137,8 @@ pub fn parse_people(text: &str, file: &str) -> Result<Vec<Vec<(String, usize)>>>
             .next()
             .with_context(|| format!("{file}: ends before fold {}", fold + 1))?;
         let n = parse_num(count, file, ln, "people count")?;
-        let mut people = Vec::with_capacity(n);
+        // Bounded by the lines there are, not by the declared count.
+        let mut people = Vec::with_capacity(n.min(text.lines().count()));
         for _ in 0..n {
             let (ln, line) = lines
                 .next()

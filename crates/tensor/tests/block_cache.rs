@@ -17,7 +17,10 @@ fn a_freed_large_block_is_reused_and_zeroed_on_request() {
     // the same layout, zeroed: the kept block, cleared
     let b = vec![0u8; n];
     assert_eq!(b.as_ptr() as usize, first, "the kept block is reused");
-    assert!(b.iter().all(|&v| v == 0), "a reused block is zeroed for calloc");
+    assert!(
+        b.iter().all(|&v| v == 0),
+        "a reused block is zeroed for calloc"
+    );
     drop(b);
     // a different size does not take it
     let c: Vec<u8> = Vec::with_capacity(n + 1);
