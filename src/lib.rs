@@ -22,6 +22,7 @@ pub mod data;
 pub mod eval;
 pub mod eval_bin;
 pub mod experiment;
+pub mod export;
 pub mod metrics;
 pub mod model;
 pub mod plot;

@@ -43,6 +43,8 @@ enum Command {
     /// Pack an image folder into a RecordIO pack (train.rec/.idx, property), or LFW's pairs
     /// into a .bin verification set, as insightface's tools write them.
     Pack(cli::pack::PackCmd),
+    /// Write a checkpoint's backbone as an ONNX model (BatchNorm folded, dynamic batch).
+    Export(cli::export::ExportCmd),
     /// Version and compute back end (threads, CPU features, kernels), for bug reports.
     Info,
 }
@@ -64,6 +66,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(c) => cli::bench::run(c),
         Command::Compare(c) => cli::compare::run(c),
         Command::Pack(c) => cli::pack::run(c),
+        Command::Export(c) => cli::export::run(c),
         Command::Info => cli::info::run(),
     }
 }

@@ -323,3 +323,17 @@ fn a_model_evaluates_on_a_bin_set() {
     );
     assert!(err.contains("tiny.bin image 5"), "{err}");
 }
+
+/// Found by `cargo fuzz` (target `image`, a timeout): a 163-byte run-length
+/// BMP declaring 8192 x 5632 pixels took over a second to decode and
+/// preprocess. Headers over 4096 pixels a side are now refused before decoding.
+#[test]
+fn oversized_image_headers_are_refused_before_decoding() {
+    use regularface::data::images::decode_image;
+    let bytes = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_corpus/image/rle_bmp_8192x5632.bmp"),
+    )
+    .unwrap();
+    let err = format!("{:#}", decode_image(&bytes).unwrap_err());
+    assert!(err.to_lowercase().contains("limit"), "{err}");
+}

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod compare;
 pub mod embed;
 pub mod eval;
+pub mod export;
 pub mod info;
 pub mod mnist_toy;
 pub mod pack;

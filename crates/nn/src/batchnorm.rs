@@ -19,6 +19,7 @@
 //! Only BatchNorms in evaluation mode fold: training needs the batch statistics.
 
 use crate::module::{join, Module, TensorKind};
+use crate::onnx::{Attr, ExportResult, OnnxGraph};
 use autograd::{Param, Var};
 use std::cell::{Cell, RefCell};
 use tensor::{Element, Tensor};
@@ -232,6 +233,30 @@ impl<T: Element> Module<T> for BatchNorm<T> {
     fn as_batchnorm(&self) -> Option<&BatchNorm<T>> {
         Some(self)
     }
+    fn export_onnx(&self, prefix: &str, g: &mut OnnxGraph, x: &str) -> ExportResult {
+        if self.folded.get() {
+            return Ok(x.to_string()); // inside the layer before it
+        }
+        let c = self.weight.len();
+        let mut inputs = vec![x.to_string()];
+        for (name, p) in [
+            ("weight", &self.weight),
+            ("bias", &self.bias),
+            ("running_mean", &self.running_mean),
+            ("running_var", &self.running_var),
+        ] {
+            inputs.push(g.constant(&join(prefix, name), &p.value(), &[c]));
+        }
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let rank = g.rank(x);
+        Ok(g.node(
+            "BatchNormalization",
+            &inputs,
+            &[Attr::Float("epsilon", self.eps as f32)],
+            prefix,
+            rank,
+        ))
+    }
 }
 
 /// A layer `y = W x + b` whose weight's first axis is the output channel
@@ -245,3 +270,14 @@ pub trait Foldable<T: Element> {
 
 /// The folded weight and bias a layer runs with in evaluation, once folded.
 pub(crate) type FoldedSlot<T> = RefCell<Option<(Tensor<T>, Tensor<T>)>>;
+
+/// The weight and bias a layer evaluates with: the folded ones if folded, else its own.
+pub(crate) fn inference_affine<T: Element>(
+    slot: &FoldedSlot<T>,
+    layer: &dyn Foldable<T>,
+) -> (Tensor<T>, Option<Tensor<T>>) {
+    match &*slot.borrow() {
+        Some((w, b)) => (w.clone(), Some(b.clone())),
+        None => layer.affine(),
+    }
+}

@@ -23,6 +23,7 @@ use crate::batchnorm::BatchNorm;
 use crate::init;
 use crate::layers::{Conv2d, Linear, PRelu};
 use crate::module::{join, Module, Sequential, TensorKind};
+use crate::onnx::{Attr, ExportResult, OnnxGraph};
 use autograd::{Param, Var};
 use tensor::{Conv2dParams, Element, Rng, Tensor};
 
@@ -125,6 +126,19 @@ impl<T: Element> Module<T> for BasicBlock<T> {
             d.fold_batchnorm();
         }
     }
+    fn export_onnx(&self, prefix: &str, g: &mut OnnxGraph, x: &str) -> ExportResult {
+        let h = self.bn1.export_onnx(&join(prefix, "bn1"), g, x)?;
+        let h = self.conv1.export_onnx(&join(prefix, "conv1"), g, &h)?;
+        let h = self.bn2.export_onnx(&join(prefix, "bn2"), g, &h)?;
+        let h = self.prelu.export_onnx(&join(prefix, "prelu"), g, &h)?;
+        let h = self.conv2.export_onnx(&join(prefix, "conv2"), g, &h)?;
+        let h = self.bn3.export_onnx(&join(prefix, "bn3"), g, &h)?;
+        let identity = match &self.downsample {
+            Some(d) => d.export_onnx(&join(prefix, "downsample"), g, x)?,
+            None => x.to_string(),
+        };
+        Ok(g.node("Add", &[&h, &identity], &[], &join(prefix, "add"), 4))
+    }
 }
 
 /// iResNet-18/34/50/100 (insightface's `iresnet*`), 3 x 112 x 112 input.
@@ -216,5 +230,23 @@ impl<T: Element> Module<T> for IResNet<T> {
         self.bn1.fold_into(&self.conv1);
         self.stages.iter().for_each(|s| s.fold_batchnorm());
         self.features.fold_into(&self.fc);
+    }
+    fn export_onnx(&self, prefix: &str, g: &mut OnnxGraph, x: &str) -> ExportResult {
+        let h = self.conv1.export_onnx(&join(prefix, "conv1"), g, x)?;
+        let h = self.bn1.export_onnx(&join(prefix, "bn1"), g, &h)?;
+        let mut h = self.prelu.export_onnx(&join(prefix, "prelu"), g, &h)?;
+        for (i, stage) in self.stages.iter().enumerate() {
+            h = stage.export_onnx(&join(prefix, &format!("layer{}", i + 1)), g, &h)?;
+        }
+        let h = self.bn2.export_onnx(&join(prefix, "bn2"), g, &h)?;
+        let h = g.node(
+            "Flatten",
+            &[&h],
+            &[Attr::Int("axis", 1)],
+            &join(prefix, "flatten"),
+            2,
+        );
+        let h = self.fc.export_onnx(&join(prefix, "fc"), g, &h)?;
+        self.features.export_onnx(&join(prefix, "features"), g, &h)
     }
 }

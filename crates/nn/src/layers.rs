@@ -1,9 +1,10 @@
 //! The layers. Each holds its parameters as [`Param`]s named like PyTorch's
 //! (`weight`, `bias`). BatchNorm and its folding are in `batchnorm`.
 
-use crate::batchnorm::{Foldable, FoldedSlot};
+use crate::batchnorm::{inference_affine, Foldable, FoldedSlot};
 use crate::init;
 use crate::module::{join, Module, TensorKind};
+use crate::onnx::{Attr, ExportResult, OnnxGraph};
 use autograd::{Param, Var};
 use std::cell::{Cell, RefCell};
 use tensor::{Conv2dParams, Element, Pool2dParams, Rng, Tensor};
@@ -72,6 +73,32 @@ impl<T: Element> Module<T> for Conv2d<T> {
     }
     fn as_foldable(&self) -> Option<&dyn Foldable<T>> {
         Some(self)
+    }
+    fn export_onnx(&self, prefix: &str, g: &mut OnnxGraph, x: &str) -> ExportResult {
+        let (w, b) = inference_affine(&self.folded, self);
+        let wn = g.constant(&join(prefix, "weight"), &w, w.shape());
+        let bn = b.map(|b| g.constant(&join(prefix, "bias"), &b, &[b.len()]));
+        let mut inputs = vec![x, wn.as_str()];
+        inputs.extend(bn.as_deref());
+        let p = self.params;
+        let attrs = [
+            Attr::Ints(
+                "kernel_shape",
+                vec![w.shape()[2] as i64, w.shape()[3] as i64],
+            ),
+            Attr::Ints("strides", vec![p.stride.0 as i64, p.stride.1 as i64]),
+            Attr::Ints(
+                "pads",
+                vec![
+                    p.padding.0 as i64,
+                    p.padding.1 as i64,
+                    p.padding.0 as i64,
+                    p.padding.1 as i64,
+                ],
+            ),
+            Attr::Int("group", self.groups as i64),
+        ];
+        Ok(g.node("Conv", &inputs, &attrs, prefix, 4))
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<T>, TensorKind)) {
         f(join(prefix, "weight"), &self.weight, TensorKind::Parameter);
@@ -166,6 +193,15 @@ impl<T: Element> Module<T> for Linear<T> {
     fn as_foldable(&self) -> Option<&dyn Foldable<T>> {
         Some(self)
     }
+    fn export_onnx(&self, prefix: &str, g: &mut OnnxGraph, x: &str) -> ExportResult {
+        let (w, b) = inference_affine(&self.folded, self);
+        let out = w.shape()[0];
+        // Gemm: Y = X Wᵀ + C; a layer without bias gets C = 0.
+        let b = b.unwrap_or_else(|| Tensor::zeros(&[out]));
+        let wn = g.constant(&join(prefix, "weight"), &w, w.shape());
+        let bn = g.constant(&join(prefix, "bias"), &b, &[out]);
+        Ok(g.node("Gemm", &[x, &wn, &bn], &[Attr::Int("transB", 1)], prefix, 2))
+    }
 }
 
 /// PReLU with one slope per channel (axis 1), initialised to 0.25; named `weight` as in PyTorch.
@@ -190,16 +226,45 @@ impl<T: Element> Module<T> for PRelu<T> {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<T>, TensorKind)) {
         f(join(prefix, "weight"), &self.weight, TensorKind::Parameter);
     }
+    fn export_onnx(&self, prefix: &str, g: &mut OnnxGraph, x: &str) -> ExportResult {
+        // The slope broadcasts from the right: [C, 1, 1] against [N, C, H, W].
+        let rank = g.rank(x);
+        let c = self.weight.len();
+        let mut dims = vec![c];
+        dims.resize(rank.max(2) - 1, 1);
+        let slope = g.constant(&join(prefix, "weight"), &self.weight.value(), &dims);
+        Ok(g.node("PRelu", &[x, &slope], &[], prefix, rank))
+    }
 }
 
 /// 2-D max pooling.
 pub struct MaxPool2d(pub Pool2dParams);
+
+/// ONNX attributes of a pooling window.
+fn pool_attrs(p: Pool2dParams) -> Vec<Attr> {
+    vec![
+        Attr::Ints("kernel_shape", vec![p.kernel.0 as i64, p.kernel.1 as i64]),
+        Attr::Ints("strides", vec![p.stride.0 as i64, p.stride.1 as i64]),
+        Attr::Ints(
+            "pads",
+            vec![
+                p.padding.0 as i64,
+                p.padding.1 as i64,
+                p.padding.0 as i64,
+                p.padding.1 as i64,
+            ],
+        ),
+    ]
+}
 
 impl<T: Element> Module<T> for MaxPool2d {
     fn forward(&self, x: &Var<T>) -> Var<T> {
         x.max_pool2d(self.0)
     }
     fn visit(&self, _: &str, _: &mut dyn FnMut(String, &Param<T>, TensorKind)) {}
+    fn export_onnx(&self, prefix: &str, g: &mut OnnxGraph, x: &str) -> ExportResult {
+        Ok(g.node("MaxPool", &[x], &pool_attrs(self.0), prefix, 4))
+    }
 }
 
 /// 2-D average pooling.
@@ -210,6 +275,14 @@ impl<T: Element> Module<T> for AvgPool2d {
         x.avg_pool2d(self.0)
     }
     fn visit(&self, _: &str, _: &mut dyn FnMut(String, &Param<T>, TensorKind)) {}
+    fn export_onnx(&self, prefix: &str, g: &mut OnnxGraph, x: &str) -> ExportResult {
+        if self.0.padding != (0, 0) {
+            return Err(format!(
+                "`{prefix}`: padded average pooling has no ONNX export here"
+            ));
+        }
+        Ok(g.node("AveragePool", &[x], &pool_attrs(self.0), prefix, 4))
+    }
 }
 
 /// `[N, ...]` to `[N, rest]`.
@@ -222,6 +295,9 @@ impl<T: Element> Module<T> for Flatten {
         x.reshape(&[n, rest])
     }
     fn visit(&self, _: &str, _: &mut dyn FnMut(String, &Param<T>, TensorKind)) {}
+    fn export_onnx(&self, prefix: &str, g: &mut OnnxGraph, x: &str) -> ExportResult {
+        Ok(g.node("Flatten", &[x], &[Attr::Int("axis", 1)], prefix, 2))
+    }
 }
 
 /// Inverted dropout with its own seeded generator; the identity in evaluation mode.
@@ -254,6 +330,9 @@ impl<T: Element> Module<T> for Dropout {
     fn visit(&self, _: &str, _: &mut dyn FnMut(String, &Param<T>, TensorKind)) {}
     fn set_training(&self, training: bool) {
         self.training.set(training);
+    }
+    fn export_onnx(&self, _: &str, _: &mut OnnxGraph, x: &str) -> ExportResult {
+        Ok(x.to_string()) // the identity at inference
     }
 }
 
@@ -299,5 +378,12 @@ impl<T: Element> Module<T> for ResidualUnit<T> {
         self.prelu1.visit(&join(prefix, "prelu1"), f);
         self.conv2.visit(&join(prefix, "conv2"), f);
         self.prelu2.visit(&join(prefix, "prelu2"), f);
+    }
+    fn export_onnx(&self, prefix: &str, g: &mut OnnxGraph, x: &str) -> ExportResult {
+        let h = self.conv1.export_onnx(&join(prefix, "conv1"), g, x)?;
+        let h = self.prelu1.export_onnx(&join(prefix, "prelu1"), g, &h)?;
+        let h = self.conv2.export_onnx(&join(prefix, "conv2"), g, &h)?;
+        let h = self.prelu2.export_onnx(&join(prefix, "prelu2"), g, &h)?;
+        Ok(g.node("Add", &[x, &h], &[], &join(prefix, "add"), 4))
     }
 }

@@ -1,8 +1,10 @@
 //! LeNet++, the toy network of the center-loss paper (Wen et al. 2016), used for
 //! the 2-d / 3-d feature pictures on MNIST.
 
+use crate::layers::MaxPool2d;
 use crate::layers::{Conv2d, Linear, PRelu};
 use crate::module::{join, Module, TensorKind};
+use crate::onnx::{Attr, ExportResult, OnnxGraph};
 use autograd::{Param, Var};
 use tensor::{Element, Pool2dParams, Rng};
 
@@ -77,5 +79,26 @@ impl<T: Element> Module<T> for LeNetPlusPlus<T> {
         }
         self.fc.visit(&join(prefix, "fc"), f);
         self.prelu_fc.visit(&join(prefix, "prelu_fc"), f);
+    }
+    fn export_onnx(&self, prefix: &str, g: &mut OnnxGraph, x: &str) -> ExportResult {
+        let mut h = x.to_string();
+        for (i, (conv, prelu)) in self.convs.iter().enumerate() {
+            let (stage, k) = (i / 2 + 1, i % 2 + 1);
+            h = conv.export_onnx(&join(prefix, &format!("conv{stage}_{k}")), g, &h)?;
+            h = prelu.export_onnx(&join(prefix, &format!("prelu{stage}_{k}")), g, &h)?;
+            if i % 2 == 1 {
+                let pool = MaxPool2d(Pool2dParams::new(2, 2, 0));
+                h = Module::<T>::export_onnx(&pool, &join(prefix, &format!("pool{stage}")), g, &h)?;
+            }
+        }
+        let h = g.node(
+            "Flatten",
+            &[&h],
+            &[Attr::Int("axis", 1)],
+            &join(prefix, "flatten"),
+            2,
+        );
+        let h = self.fc.export_onnx(&join(prefix, "fc"), g, &h)?;
+        self.prelu_fc.export_onnx(&join(prefix, "prelu_fc"), g, &h)
     }
 }

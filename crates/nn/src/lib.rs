@@ -14,6 +14,7 @@
 //! * [`optim`]: SGD (momentum, Nesterov, per-parameter weight-decay multiplier),
 //!   Adam, AdamW, with savable state; [`schedule`]: multi-step, step, cosine, warm-up.
 //! * [`checkpoint`]: atomic safetensors writes with a checksum, loads that list every mismatch.
+//! * [`onnx`]: inference graphs as ONNX (opset 13), BatchNorm folded, with a hand-written protobuf encoder.
 
 #![warn(missing_docs)]
 
@@ -25,6 +26,7 @@ mod layers;
 mod lenetpp;
 mod mobilefacenet;
 mod module;
+pub mod onnx;
 pub mod optim;
 pub mod schedule;
 mod sphereface;

@@ -18,6 +18,7 @@ use crate::batchnorm::BatchNorm;
 use crate::init::kaiming_normal_fan_out;
 use crate::layers::{Conv2d, Flatten, Linear, PRelu};
 use crate::module::{join, Module, Sequential, TensorKind};
+use crate::onnx::{ExportResult, OnnxGraph};
 use autograd::{Param, Var};
 use tensor::{Conv2dParams, Element, Rng};
 
@@ -54,6 +55,14 @@ impl<T: Element> Module<T> for Block<T> {
     }
     fn fold_batchnorm(&self) {
         self.layers.fold_batchnorm();
+    }
+    fn export_onnx(&self, prefix: &str, g: &mut OnnxGraph, x: &str) -> ExportResult {
+        let y = self.layers.export_onnx(&join(prefix, "layers"), g, x)?;
+        if self.residual {
+            Ok(g.node("Add", &[x, &y], &[], &join(prefix, "add"), 4))
+        } else {
+            Ok(y)
+        }
     }
 }
 
@@ -185,5 +194,12 @@ impl<T: Element> Module<T> for MobileFaceNet<T> {
         self.layers.fold_batchnorm();
         self.conv_sep.fold_batchnorm();
         self.features.fold_batchnorm();
+    }
+    fn export_onnx(&self, prefix: &str, g: &mut OnnxGraph, x: &str) -> ExportResult {
+        let h = self.layers.export_onnx(&join(prefix, "layers"), g, x)?;
+        let h = self
+            .conv_sep
+            .export_onnx(&join(prefix, "conv_sep"), g, &h)?;
+        self.features.export_onnx(&join(prefix, "features"), g, &h)
     }
 }

@@ -1,6 +1,7 @@
 //! The `Module` trait and the `Sequential` container.
 
 use crate::batchnorm::{BatchNorm, Foldable};
+use crate::onnx::{ExportResult, OnnxGraph};
 use autograd::{Param, Var};
 use tensor::Element;
 
@@ -31,6 +32,13 @@ pub trait Module<T: Element> {
     /// directly follows a convolution or linear layer into it (see
     /// `batchnorm`); the outputs stay the same up to rounding.
     fn fold_batchnorm(&self) {}
+
+    /// Append this layer's inference graph to `g`, reading the value `x`;
+    /// returns the name of its output (see `onnx`). Call it in evaluation
+    /// mode, after [`Module::fold_batchnorm`].
+    fn export_onnx(&self, prefix: &str, _g: &mut OnnxGraph, _x: &str) -> ExportResult {
+        Err(format!("`{prefix}`: this layer has no ONNX form"))
+    }
 
     /// This layer as a layer a following BatchNorm can fold into, if it is one.
     fn as_foldable(&self) -> Option<&dyn Foldable<T>> {
@@ -140,6 +148,11 @@ impl<T: Element> Module<T> for Sequential<T> {
         self.layers
             .iter()
             .for_each(|(_, l)| l.set_training(training));
+    }
+    fn export_onnx(&self, prefix: &str, g: &mut OnnxGraph, x: &str) -> ExportResult {
+        self.layers.iter().try_fold(x.to_string(), |h, (name, l)| {
+            l.export_onnx(&join(prefix, name), g, &h)
+        })
     }
     fn fold_batchnorm(&self) {
         for pair in self.layers.windows(2) {

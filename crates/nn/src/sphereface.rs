@@ -3,6 +3,7 @@
 use crate::init;
 use crate::layers::{Conv2d, Linear, PRelu, ResidualUnit};
 use crate::module::{join, Module, TensorKind};
+use crate::onnx::{Attr, ExportResult, OnnxGraph};
 use autograd::{Param, Var};
 use tensor::{Conv2dParams, Element, Rng, Tensor};
 
@@ -143,5 +144,24 @@ impl<T: Element> Module<T> for SphereFace<T> {
             }
         }
         self.fc5.visit(&join(prefix, "fc5"), f);
+    }
+    fn export_onnx(&self, prefix: &str, g: &mut OnnxGraph, x: &str) -> ExportResult {
+        let mut h = x.to_string();
+        for (s, st) in self.stages.iter().enumerate() {
+            let sp = join(prefix, &format!("stage{}", s + 1));
+            h = st.conv.export_onnx(&join(&sp, "conv"), g, &h)?;
+            h = st.prelu.export_onnx(&join(&sp, "prelu"), g, &h)?;
+            for (u, unit) in st.units.iter().enumerate() {
+                h = unit.export_onnx(&join(&sp, &format!("unit{u}")), g, &h)?;
+            }
+        }
+        let h = g.node(
+            "Flatten",
+            &[&h],
+            &[Attr::Int("axis", 1)],
+            &join(prefix, "flatten"),
+            2,
+        );
+        self.fc5.export_onnx(&join(prefix, "fc5"), g, &h)
     }
 }
