@@ -131,6 +131,7 @@ pub fn parse_people(text: &str, file: &str) -> Result<Vec<Vec<(String, usize)>>>
         .next()
         .with_context(|| format!("{file}: empty file (expected a fold count)"))?;
     let folds = parse_num(header, file, ln, "fold count")?;
+    let line_count = text.lines().count();
     let mut out = vec![];
     for fold in 0..folds {
         let (ln, count) = lines
@@ -138,7 +139,7 @@ pub fn parse_people(text: &str, file: &str) -> Result<Vec<Vec<(String, usize)>>>
             .with_context(|| format!("{file}: ends before fold {}", fold + 1))?;
         let n = parse_num(count, file, ln, "people count")?;
         // Bounded by the lines there are, not by the declared count.
-        let mut people = Vec::with_capacity(n.min(text.lines().count()));
+        let mut people = Vec::with_capacity(n.min(line_count));
         for _ in 0..n {
             let (ln, line) = lines
                 .next()
