@@ -68,8 +68,15 @@ fn backward_frees_the_graph_and_reuses_gradient_slots() {
     // allocate on first use, and so does each thread's pair of GEMM packing
     // buffers (on its first GEMM, whichever thread work-stealing hands it to):
     // that is not the graph's memory, so every thread runs a GEMM first.
+    // The convolutions' per-thread scratch pools (tensor's `scratch`) fill up
+    // as work-stealing happens to spread the work, and a buffer returns to the
+    // pool of the thread that drops it: several steps fill every pool, so a
+    // measured step finds its scratch already there (one step was flaky on a
+    // loaded machine).
     let fresh = |p: &Param<f32>| Param::new(p.value().to_contiguous().add_scalar(0.0));
-    step(&x, &fresh(&conv), &fresh(&slope), &fresh(&fc));
+    for _ in 0..6 {
+        step(&x, &fresh(&conv), &fresh(&slope), &fresh(&fc));
+    }
     let a = Tensor::<f32>::full(&[4, 4], 1.0);
     rayon::broadcast(|_| a.matmul(&a));
     let before = live();

@@ -10,32 +10,9 @@
 //! `regularface bench --profile`). Sums are taken in a fixed order, so results
 //! do not depend on the thread count. Channels run in parallel.
 
-use crate::simd::avx2_dispatch;
+use crate::simd::{avx2_dispatch, lane_sum, LANES};
 use crate::Element;
 use rayon::prelude::*;
-
-/// Partial sums kept apart in a reduction.
-const LANES: usize = 16;
-
-/// `Σ f(x_i, y_i)` over two equal-length slices, in `LANES` partial sums.
-#[inline(always)]
-fn lane_sum<T: Element>(x: &[T], y: &[T], f: impl Fn(T, T) -> T) -> T {
-    let mut acc = [T::zero(); LANES];
-    let body = x.len() / LANES * LANES;
-    for (xc, yc) in x[..body]
-        .chunks_exact(LANES)
-        .zip(y[..body].chunks_exact(LANES))
-    {
-        for l in 0..LANES {
-            acc[l] += f(xc[l], yc[l]);
-        }
-    }
-    let tail = x[body..]
-        .iter()
-        .zip(&y[body..])
-        .fold(T::zero(), |t, (&a, &b)| t + f(a, b));
-    acc.iter().fold(T::zero(), |t, &v| t + v) + tail
-}
 
 #[inline(always)]
 fn plane_sum_body<T: Element>(x: &[T]) -> T {

@@ -108,6 +108,38 @@ macro_rules! avx2_dispatch {
 }
 pub(crate) use avx2_dispatch;
 
+/// Partial sums kept apart in [`lane_dot`] and the reductions built like it.
+pub(crate) const LANES: usize = 16;
+
+/// `Σ f(x_i, y_i)` over two equal-length slices in [`LANES`] partial sums, so
+/// the additions are independent and vectorise (one running sum is a chain of
+/// dependent additions at the adder's latency). Inline it into a kernel
+/// compiled under [`avx2_dispatch`] to get 8-lane FMAs.
+#[inline(always)]
+pub(crate) fn lane_sum<T: crate::Element>(x: &[T], y: &[T], f: impl Fn(T, T) -> T) -> T {
+    let mut acc = [T::zero(); LANES];
+    let body = x.len().min(y.len()) / LANES * LANES;
+    for (xc, yc) in x[..body]
+        .chunks_exact(LANES)
+        .zip(y[..body].chunks_exact(LANES))
+    {
+        for l in 0..LANES {
+            acc[l] += f(xc[l], yc[l]);
+        }
+    }
+    let tail = x[body..]
+        .iter()
+        .zip(&y[body..])
+        .fold(T::zero(), |t, (&a, &b)| t + f(a, b));
+    acc.iter().fold(T::zero(), |t, &v| t + v) + tail
+}
+
+/// `Σ x_i y_i` (see [`lane_sum`]).
+#[inline(always)]
+pub(crate) fn lane_dot<T: crate::Element>(x: &[T], y: &[T]) -> T {
+    lane_sum(x, y, |a, b| a * b)
+}
+
 /// Body of [`prelu_backward_plane`].
 #[inline(always)]
 fn prelu_backward_plane_body<T: num_traits::Float>(x: &[T], g: &[T], out: &mut [T], a: T) -> T {

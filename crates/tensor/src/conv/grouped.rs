@@ -21,6 +21,7 @@
 
 use super::{Conv2dGrads, Conv2dParams};
 use crate::error::{TensorError, TensorResult};
+use crate::simd::avx2_dispatch;
 use crate::{Element, Tensor};
 use rayon::prelude::*;
 
@@ -119,6 +120,120 @@ fn col(j: usize, s: usize, off: isize) -> usize {
     ((j * s) as isize + off) as usize
 }
 
+#[inline(always)]
+fn forward_plane_body<T: Element>(g: Shape, y: &mut [T], xs: &[T], ws: &[T], n: usize, o: usize) {
+    let (plane_in, taps) = (g.h * g.w, g.kh * g.kw);
+    let first = (o / g.og()) * g.cg();
+    for cl in 0..g.cg() {
+        let xp = &xs[(n * g.c + first + cl) * plane_in..][..plane_in];
+        let wk = &ws[(o * g.cg() + cl) * taps..][..taps];
+        for i in 0..g.ho {
+            let y_row = &mut y[i * g.wo..(i + 1) * g.wo];
+            for a in 0..g.kh {
+                let Some(r) = g.in_row(i, a) else { continue };
+                let x_row = &xp[r * g.w..(r + 1) * g.w];
+                for b in 0..g.kw {
+                    let wv = wk[a * g.kw + b];
+                    let (js, off) = g.cols(b);
+                    if g.p.stride.1 == 1 {
+                        let src = &x_row[col(js.start, 1, off)..col(js.end, 1, off)];
+                        y_row[js]
+                            .iter_mut()
+                            .zip(src)
+                            .for_each(|(yv, &xv)| *yv += wv * xv);
+                    } else {
+                        for j in js {
+                            y_row[j] += wv * x_row[col(j, g.p.stride.1, off)];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn input_grad_plane_body<T: Element>(
+    g: Shape,
+    dx: &mut [T],
+    gys: &[T],
+    ws: &[T],
+    n: usize,
+    c: usize,
+) {
+    let (plane_out, taps, s) = (g.ho * g.wo, g.kh * g.kw, g.p.stride.1);
+    let (group, cl) = (c / g.cg(), c % g.cg());
+    for o in group * g.og()..(group + 1) * g.og() {
+        let dy = &gys[(n * g.o + o) * plane_out..][..plane_out];
+        let wk = &ws[(o * g.cg() + cl) * taps..][..taps];
+        for i in 0..g.ho {
+            let dy_row = &dy[i * g.wo..(i + 1) * g.wo];
+            for a in 0..g.kh {
+                let Some(r) = g.in_row(i, a) else { continue };
+                let dx_row = &mut dx[r * g.w..(r + 1) * g.w];
+                for b in 0..g.kw {
+                    let wv = wk[a * g.kw + b];
+                    let (js, off) = g.cols(b);
+                    if s == 1 {
+                        let dst = &mut dx_row[col(js.start, 1, off)..col(js.end, 1, off)];
+                        dst.iter_mut()
+                            .zip(&dy_row[js])
+                            .for_each(|(d, &v)| *d += wv * v);
+                    } else {
+                        for j in js {
+                            dx_row[col(j, s, off)] += wv * dy_row[j];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn weight_grad_channel_body<T: Element>(g: Shape, dw: &mut [T], xs: &[T], gys: &[T], o: usize) {
+    let (plane_in, plane_out, taps, s) = (g.h * g.w, g.ho * g.wo, g.kh * g.kw, g.p.stride.1);
+    let first = (o / g.og()) * g.cg();
+    for n in 0..g.n {
+        let dy = &gys[(n * g.o + o) * plane_out..][..plane_out];
+        for cl in 0..g.cg() {
+            let xp = &xs[(n * g.c + first + cl) * plane_in..][..plane_in];
+            for a in 0..g.kh {
+                for b in 0..g.kw {
+                    let (js, off) = g.cols(b);
+                    let mut acc = T::zero();
+                    for i in 0..g.ho {
+                        let Some(r) = g.in_row(i, a) else { continue };
+                        let (x_row, dy_row) =
+                            (&xp[r * g.w..(r + 1) * g.w], &dy[i * g.wo..(i + 1) * g.wo]);
+                        acc += if s == 1 {
+                            let src = &x_row[col(js.start, 1, off)..col(js.end, 1, off)];
+                            crate::simd::lane_dot(&dy_row[js.clone()], src)
+                        } else {
+                            js.clone()
+                                .fold(T::zero(), |t, j| t + dy_row[j] * x_row[col(j, s, off)])
+                        };
+                    }
+                    dw[cl * taps + a * g.kw + b] += acc;
+                }
+            }
+        }
+    }
+}
+
+avx2_dispatch! {
+    /// Add output plane `(n, o)`'s convolution sums to `y` (which holds its bias).
+    fn forward_plane<T: Element>(g: Shape, y: &mut [T], xs: &[T], ws: &[T], n: usize, o: usize) = forward_plane_body
+}
+avx2_dispatch! {
+    /// Input plane `(n, c)`'s gradient into `dx` (zeroed).
+    fn input_grad_plane<T: Element>(g: Shape, dx: &mut [T], gys: &[T], ws: &[T], n: usize, c: usize) = input_grad_plane_body
+}
+avx2_dispatch! {
+    /// Output channel `o`'s kernel gradient into `dw` (zeroed), images in order.
+    fn weight_grad_channel<T: Element>(g: Shape, dw: &mut [T], xs: &[T], gys: &[T], o: usize) = weight_grad_channel_body
+}
+
 /// Grouped convolution forward (see the module text); `bias` `[O]`.
 pub fn try_grouped_conv2d<T: Element>(
     x: &Tensor<T>,
@@ -136,7 +251,7 @@ pub fn try_grouped_conv2d<T: Element>(
         w.as_slice().expect("contiguous"),
     );
     let bias = bias.map(|b| b.to_vec());
-    let (plane_in, plane_out, taps) = (g.h * g.w, g.ho * g.wo, g.kh * g.kw);
+    let plane_out = g.ho * g.wo;
     let mut out = vec![T::zero(); g.n * g.o * plane_out];
     out.par_chunks_mut(plane_out.max(1))
         .enumerate()
@@ -145,33 +260,7 @@ pub fn try_grouped_conv2d<T: Element>(
             if let Some(b) = &bias {
                 y.iter_mut().for_each(|v| *v = b[o]);
             }
-            let first = (o / g.og()) * g.cg();
-            for cl in 0..g.cg() {
-                let xp = &xs[(n * g.c + first + cl) * plane_in..][..plane_in];
-                let wk = &ws[(o * g.cg() + cl) * taps..][..taps];
-                for i in 0..g.ho {
-                    let y_row = &mut y[i * g.wo..(i + 1) * g.wo];
-                    for a in 0..g.kh {
-                        let Some(r) = g.in_row(i, a) else { continue };
-                        let x_row = &xp[r * g.w..(r + 1) * g.w];
-                        for b in 0..g.kw {
-                            let wv = wk[a * g.kw + b];
-                            let (js, off) = g.cols(b);
-                            if g.p.stride.1 == 1 {
-                                let src = &x_row[col(js.start, 1, off)..col(js.end, 1, off)];
-                                y_row[js]
-                                    .iter_mut()
-                                    .zip(src)
-                                    .for_each(|(yv, &xv)| *yv += wv * xv);
-                            } else {
-                                for j in js {
-                                    y_row[j] += wv * x_row[col(j, g.p.stride.1, off)];
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            forward_plane(g, y, xs, ws, n, o);
         });
     Tensor::from_vec(&[g.n, g.o, g.ho, g.wo], out)
 }
@@ -209,82 +298,18 @@ pub fn try_grouped_conv2d_backward<T: Element>(
         gy.as_slice().expect("contiguous"),
     );
     let (plane_in, plane_out, taps) = (g.h * g.w, g.ho * g.wo, g.kh * g.kw);
-    let s = g.p.stride.1;
     let input = want_input.then(|| {
         let mut gx = vec![T::zero(); g.n * g.c * plane_in];
         gx.par_chunks_mut(plane_in.max(1))
             .enumerate()
-            .for_each(|(t, dx)| {
-                let (n, c) = (t / g.c, t % g.c);
-                let (group, cl) = (c / g.cg(), c % g.cg());
-                for o in group * g.og()..(group + 1) * g.og() {
-                    let dy = &gys[(n * g.o + o) * plane_out..][..plane_out];
-                    let wk = &ws[(o * g.cg() + cl) * taps..][..taps];
-                    for i in 0..g.ho {
-                        let dy_row = &dy[i * g.wo..(i + 1) * g.wo];
-                        for a in 0..g.kh {
-                            let Some(r) = g.in_row(i, a) else { continue };
-                            let dx_row = &mut dx[r * g.w..(r + 1) * g.w];
-                            for b in 0..g.kw {
-                                let wv = wk[a * g.kw + b];
-                                let (js, off) = g.cols(b);
-                                if s == 1 {
-                                    let dst =
-                                        &mut dx_row[col(js.start, 1, off)..col(js.end, 1, off)];
-                                    dst.iter_mut()
-                                        .zip(&dy_row[js])
-                                        .for_each(|(d, &v)| *d += wv * v);
-                                } else {
-                                    for j in js {
-                                        dx_row[col(j, s, off)] += wv * dy_row[j];
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            });
+            .for_each(|(t, dx)| input_grad_plane(g, dx, gys, ws, t / g.c, t % g.c));
         Tensor::from_vec(&[g.n, g.c, g.h, g.w], gx)
     });
     let weight_grad = want_weight.then(|| {
         let mut gw = vec![T::zero(); g.o * g.cg() * taps];
         gw.par_chunks_mut((g.cg() * taps).max(1))
             .enumerate()
-            .for_each(|(o, dw)| {
-                let first = (o / g.og()) * g.cg();
-                for n in 0..g.n {
-                    let dy = &gys[(n * g.o + o) * plane_out..][..plane_out];
-                    for cl in 0..g.cg() {
-                        let xp = &xs[(n * g.c + first + cl) * plane_in..][..plane_in];
-                        for a in 0..g.kh {
-                            for b in 0..g.kw {
-                                let (js, off) = g.cols(b);
-                                let mut acc = T::zero();
-                                for i in 0..g.ho {
-                                    let Some(r) = g.in_row(i, a) else { continue };
-                                    let (x_row, dy_row) = (
-                                        &xp[r * g.w..(r + 1) * g.w],
-                                        &dy[i * g.wo..(i + 1) * g.wo],
-                                    );
-                                    acc += if s == 1 {
-                                        let src =
-                                            &x_row[col(js.start, 1, off)..col(js.end, 1, off)];
-                                        dy_row[js.clone()]
-                                            .iter()
-                                            .zip(src)
-                                            .fold(T::zero(), |t, (&d, &v)| t + d * v)
-                                    } else {
-                                        js.clone().fold(T::zero(), |t, j| {
-                                            t + dy_row[j] * x_row[col(j, s, off)]
-                                        })
-                                    };
-                                }
-                                dw[cl * taps + a * g.kw + b] += acc;
-                            }
-                        }
-                    }
-                }
-            });
+            .for_each(|(o, dw)| weight_grad_channel(g, dw, xs, gys, o));
         Tensor::from_vec(&[g.o, g.cg(), g.kh, g.kw], gw)
     });
     let bias = want_bias.then(|| {
