@@ -23,7 +23,7 @@ use crate::batchnorm::BatchNorm;
 use crate::init;
 use crate::layers::{Conv2d, Linear, PRelu};
 use crate::module::{join, Module, Sequential, TensorKind};
-use crate::onnx::{Attr, ExportResult, OnnxGraph};
+use crate::onnx::{ExportResult, OnnxGraph};
 use autograd::{Param, Var};
 use tensor::{Conv2dParams, Element, Rng, Tensor};
 
@@ -239,13 +239,7 @@ impl<T: Element> Module<T> for IResNet<T> {
             h = stage.export_onnx(&join(prefix, &format!("layer{}", i + 1)), g, &h)?;
         }
         let h = self.bn2.export_onnx(&join(prefix, "bn2"), g, &h)?;
-        let h = g.node(
-            "Flatten",
-            &[&h],
-            &[Attr::Int("axis", 1)],
-            &join(prefix, "flatten"),
-            2,
-        );
+        let h = g.flatten(&h, &join(prefix, "flatten"));
         let h = self.fc.export_onnx(&join(prefix, "fc"), g, &h)?;
         self.features.export_onnx(&join(prefix, "features"), g, &h)
     }

@@ -296,7 +296,7 @@ impl<T: Element> Module<T> for Flatten {
     }
     fn visit(&self, _: &str, _: &mut dyn FnMut(String, &Param<T>, TensorKind)) {}
     fn export_onnx(&self, prefix: &str, g: &mut OnnxGraph, x: &str) -> ExportResult {
-        Ok(g.node("Flatten", &[x], &[Attr::Int("axis", 1)], prefix, 2))
+        Ok(g.flatten(x, prefix))
     }
 }
 

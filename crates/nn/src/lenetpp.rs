@@ -4,7 +4,7 @@
 use crate::layers::MaxPool2d;
 use crate::layers::{Conv2d, Linear, PRelu};
 use crate::module::{join, Module, TensorKind};
-use crate::onnx::{Attr, ExportResult, OnnxGraph};
+use crate::onnx::{ExportResult, OnnxGraph};
 use autograd::{Param, Var};
 use tensor::{Element, Pool2dParams, Rng};
 
@@ -91,13 +91,7 @@ impl<T: Element> Module<T> for LeNetPlusPlus<T> {
                 h = Module::<T>::export_onnx(&pool, &join(prefix, &format!("pool{stage}")), g, &h)?;
             }
         }
-        let h = g.node(
-            "Flatten",
-            &[&h],
-            &[Attr::Int("axis", 1)],
-            &join(prefix, "flatten"),
-            2,
-        );
+        let h = g.flatten(&h, &join(prefix, "flatten"));
         let h = self.fc.export_onnx(&join(prefix, "fc"), g, &h)?;
         self.prelu_fc.export_onnx(&join(prefix, "prelu_fc"), g, &h)
     }

@@ -207,6 +207,11 @@ impl OnnxGraph {
         out
     }
 
+    /// `[N, ...]` to `[N, rest]` (ONNX `Flatten`, axis 1); returns the output's name.
+    pub fn flatten(&mut self, x: &str, hint: &str) -> String {
+        self.node("Flatten", &[x], &[Attr::Int("axis", 1)], hint, 2)
+    }
+
     /// The model: input `input` of shape `input_dims` (a `None` dimension is
     /// the symbolic `batch`), output `output` of shape `output_dims`, and
     /// `metadata` as `metadata_props`.

@@ -3,7 +3,7 @@
 use crate::init;
 use crate::layers::{Conv2d, Linear, PRelu, ResidualUnit};
 use crate::module::{join, Module, TensorKind};
-use crate::onnx::{Attr, ExportResult, OnnxGraph};
+use crate::onnx::{ExportResult, OnnxGraph};
 use autograd::{Param, Var};
 use tensor::{Conv2dParams, Element, Rng, Tensor};
 
@@ -155,13 +155,7 @@ impl<T: Element> Module<T> for SphereFace<T> {
                 h = unit.export_onnx(&join(&sp, &format!("unit{u}")), g, &h)?;
             }
         }
-        let h = g.node(
-            "Flatten",
-            &[&h],
-            &[Attr::Int("axis", 1)],
-            &join(prefix, "flatten"),
-            2,
-        );
+        let h = g.flatten(&h, &join(prefix, "flatten"));
         self.fc5.export_onnx(&join(prefix, "fc5"), g, &h)
     }
 }
