@@ -337,3 +337,27 @@ fn oversized_image_headers_are_refused_before_decoding() {
     let err = format!("{:#}", decode_image(&bytes).unwrap_err());
     assert!(err.to_lowercase().contains("limit"), "{err}");
 }
+
+/// Found by `cargo fuzz` (target `bin`, a SIGSEGV): lists nested tens of
+/// thousands deep overflowed the stack when dropped. Containers are now
+/// limited to 1000 (a `.bin` set holds a few dozen), and the memo's copies to
+/// a million values (reading a list back into itself doubles it each time).
+#[test]
+fn hostile_pickles_are_refused_before_they_nest_or_grow_without_bound() {
+    // PROTO 2, 50,000 x EMPTY_LIST, 49,999 x APPEND, STOP
+    let mut deep = vec![0x80, 2];
+    deep.extend(std::iter::repeat_n(b']', 50_000));
+    deep.extend(std::iter::repeat_n(b'a', 49_999));
+    deep.push(b'.');
+    let err = pickle::load(&deep).unwrap_err().to_string();
+    assert!(err.contains("more than 1000"), "{err}");
+    // a list memoised, then appended to a copy of itself from the memo, 40 times:
+    // EMPTY_LIST, BINPUT 0, then (BINGET 0, APPEND, BINPUT 0) x 40
+    let mut doubling = vec![0x80, 2, b']', b'q', 0, b'N', b'a', b'q', 0];
+    for _ in 0..40 {
+        doubling.extend_from_slice(&[b'h', 0, b'a', b'q', 0]);
+    }
+    doubling.push(b'.');
+    let err = pickle::load(&doubling).unwrap_err().to_string();
+    assert!(err.contains("memo copies more than"), "{err}");
+}

@@ -48,12 +48,40 @@ pub enum Value {
     Call(String, Vec<Value>),
 }
 
+/// Most containers (lists, tuples, dicts, calls) a pickle may build. A `.bin`
+/// set holds a few dozen. The bound also bounds nesting: a value nested
+/// tens of thousands deep overflowed the stack when it was dropped (`cargo
+/// fuzz` found the SIGSEGV).
+const MAX_CONTAINERS: usize = 1000;
+
+/// Most values the memo may copy in all: each memo read copies the value, so
+/// a few bytes that read a list back into itself repeatedly would double it
+/// every time.
+const MAX_COPIED_VALUES: usize = 1 << 20;
+
 struct Machine<'a> {
     bytes: &'a [u8],
     pos: usize,
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: std::collections::HashMap<u64, Value>,
+    containers: usize,
+    copied: usize,
+}
+
+/// The number of values in `v`, itself included (nesting is at most
+/// [`MAX_CONTAINERS`] deep, so the recursion is bounded).
+fn count_values(v: &Value) -> usize {
+    1 + match v {
+        Value::List(items) | Value::Tuple(items) | Value::Call(_, items) => {
+            items.iter().map(count_values).sum()
+        }
+        Value::Dict(pairs) => pairs
+            .iter()
+            .map(|(k, v)| count_values(k) + count_values(v))
+            .sum(),
+        _ => 0,
+    }
 }
 
 impl<'a> Machine<'a> {
@@ -96,6 +124,22 @@ impl<'a> Machine<'a> {
             .pop()
             .ok_or_else(|| anyhow::anyhow!("byte {at}: no MARK to pop to"))?;
         Ok(self.stack.split_off(m))
+    }
+    /// Count one more container, refusing past [`MAX_CONTAINERS`].
+    fn container(&mut self, at: usize) -> Result<()> {
+        self.containers += 1;
+        if self.containers > MAX_CONTAINERS {
+            bail!("byte {at}: more than {MAX_CONTAINERS} lists, tuples, dicts and calls; not a verification set");
+        }
+        Ok(())
+    }
+    /// Count `values` more copied by the memo, refusing past [`MAX_COPIED_VALUES`] in all.
+    fn charge_copy(&mut self, at: usize, values: usize) -> Result<()> {
+        self.copied += values;
+        if self.copied > MAX_COPIED_VALUES {
+            bail!("byte {at}: the memo copies more than {MAX_COPIED_VALUES} values; not a verification set");
+        }
+        Ok(())
     }
     fn top_mut(&mut self, at: usize) -> Result<&mut Value> {
         self.stack
@@ -221,10 +265,15 @@ pub fn load(bytes: &[u8]) -> Result<Value> {
         stack: vec![],
         marks: vec![],
         memo: Default::default(),
+        containers: 0,
+        copied: 0,
     };
     loop {
         let at = m.pos;
         let op = *m.take(1, "opcode")?.first().expect("one byte");
+        if matches!(op, b']' | b')' | b'}' | b't' | b'l' | 0x85..=0x87 | b'R') {
+            m.container(at)?;
+        }
         match op {
             0x80 => {
                 let proto = m.uint(1, "PROTO")?;
@@ -369,17 +418,18 @@ pub fn load(bytes: &[u8]) -> Result<Value> {
                     b'r' => m.uint(4, "LONG_BINPUT")?,
                     _ => m.memo.len() as u64,
                 };
+                let values = count_values(m.top_mut(at)?);
+                m.charge_copy(at, values)?;
                 let top = m.top_mut(at)?.clone();
                 m.memo.insert(key, top);
             }
             b'h' | b'j' => {
                 let key = m.uint(if op == b'h' { 1 } else { 4 }, "BINGET")?;
-                let v = m
-                    .memo
-                    .get(&key)
-                    .cloned()
-                    .ok_or_else(|| anyhow::anyhow!("byte {at}: memo key {key} was never stored"))?;
-                m.stack.push(v);
+                let values = count_values(m.memo.get(&key).ok_or_else(|| {
+                    anyhow::anyhow!("byte {at}: memo key {key} was never stored")
+                })?);
+                m.charge_copy(at, values)?;
+                m.stack.push(m.memo[&key].clone());
             }
             other => bail!(
                 "byte {at}: pickle opcode {other:#04x} ({:?}) is not expected in a verification set",
