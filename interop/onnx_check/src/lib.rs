@@ -1,0 +1,1 @@
+//! No library: the check is `tests/onnx_export.rs`.
