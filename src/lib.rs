@@ -23,6 +23,7 @@ pub mod eval;
 pub mod eval_bin;
 pub mod experiment;
 pub mod export;
+pub mod interop;
 pub mod metrics;
 pub mod model;
 pub mod plot;

@@ -45,6 +45,11 @@ enum Command {
     Pack(cli::pack::PackCmd),
     /// Write a checkpoint's backbone as an ONNX model (BatchNorm folded, dynamic batch).
     Export(cli::export::ExportCmd),
+    /// Write the batch a checkpoint's run trains on at its next step (safetensors), for
+    /// checking one step against PyTorch's (interop/pytorch/one_step.py).
+    Batch(cli::batch::BatchCmd),
+    /// Take one training step from a checkpoint on a batch file and save the result.
+    Step(cli::step::StepCmd),
     /// Version and compute back end (threads, CPU features, kernels), for bug reports.
     Info,
 }
@@ -67,6 +72,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Compare(c) => cli::compare::run(c),
         Command::Pack(c) => cli::pack::run(c),
         Command::Export(c) => cli::export::run(c),
+        Command::Batch(c) => cli::batch::run(c),
+        Command::Step(c) => cli::step::run(c),
         Command::Info => cli::info::run(),
     }
 }

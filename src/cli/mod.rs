@@ -3,6 +3,7 @@
 
 pub mod ablation;
 pub mod args;
+pub mod batch;
 pub mod bench;
 pub mod compare;
 pub mod embed;
@@ -11,6 +12,7 @@ pub mod export;
 pub mod info;
 pub mod mnist_toy;
 pub mod pack;
+pub mod step;
 pub mod train;
 pub mod verify;
 

@@ -25,6 +25,10 @@ pub struct TrainCmd {
     /// Continue the run saved in this checkpoint (same flags as the original run).
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Stop after this many steps of the run, saving a checkpoint that `--resume` (or
+    /// PyTorch's interop/pytorch/train_ddp.py) continues; the schedule stays that of --steps.
+    #[arg(long)]
+    stop_after: Option<u64>,
     /// insightface verification sets to verify on during training and at the end (insightface's
     /// protocol); repeat for several.
     #[arg(long)]
@@ -47,6 +51,7 @@ pub fn run(cmd: TrainCmd) -> Result<()> {
         progress: !cmd.quiet,
         eval_bins: cmd.eval_bin,
         eval_every: cmd.eval_every,
+        stop_after: cmd.stop_after,
         ..TrainOptions::new(&cmd.out)
     };
     let run = train_and_report("train", &cfg, &data, &opts)?;
