@@ -1,20 +1,9 @@
-"""regularface's backbones in PyTorch, built from a checkpoint's config, with
-the checkpoint's `backbone.*` tensors loaded strictly.
-
-    from regularface_torch import load_backbone
-    model, cfg = load_backbone("runs/train/checkpoint.safetensors")
-    features = model(images)          # (N, feature_dim), eval mode
-
-Module and parameter names are the ones regularface writes (SphereFace-N,
-LeNet++) and insightface's (MobileFaceNet, iResNet), so `load_state_dict`
-runs with `strict=True`. This is the first part of issue #18's PyTorch side:
-the losses, the optimiser state and `train_ddp.py` are still to come.
+"""regularface's backbones in PyTorch, with regularface's module and parameter
+names (SphereFace-N, LeNet++) and insightface's (MobileFaceNet, iResNet), so a
+checkpoint's `backbone.*` tensors load with `strict=True`.
 """
-import json
-
 import torch
 import torch.nn as nn
-from safetensors.torch import load_file
 
 SPHEREFACE_UNITS = {4: (0, 0, 0, 0), 10: (0, 1, 2, 0), 20: (1, 2, 4, 1), 36: (2, 4, 8, 2), 64: (3, 8, 16, 3)}
 IRESNET_LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 14, 3), 100: (3, 13, 30, 3)}
@@ -189,16 +178,3 @@ def build_backbone(cfg):
     if model.startswith("iresnet"):
         return IResNet(int(model[len("iresnet"):]), d)
     raise ValueError(f"unknown model {model!r}")
-
-
-def load_backbone(path):
-    """The checkpoint's backbone (strictly loaded, eval mode) and its config."""
-    tensors = load_file(path)
-    with open(path, "rb") as f:
-        header_len = int.from_bytes(f.read(8), "little")
-        metadata = json.loads(f.read(header_len)).get("__metadata__", {})
-    cfg = json.loads(metadata["regularface.config"])
-    model = build_backbone(cfg)
-    state = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
-    model.load_state_dict(state, strict=True)
-    return model.eval(), cfg
