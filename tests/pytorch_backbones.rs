@@ -1,4 +1,4 @@
-//! Our checkpoints in PyTorch: `interop/pytorch/regularface_torch.py` builds
+//! Our checkpoints in PyTorch: `interop/pytorch/regularface_torch` builds
 //! every backbone from a checkpoint's config, loads its `backbone.*` tensors
 //! with `strict=True` and gives our features (1e-4 relative). Runs when
 //! `python3` can import torch and safetensors; says why it skipped otherwise.

@@ -15,7 +15,7 @@ import torch
 from safetensors import safe_open
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from regularface_torch import FaceModel  # noqa: E402
+from regularface_torch import CheckpointError, FaceModel  # noqa: E402
 
 
 def read_batch(path):
@@ -51,4 +51,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except CheckpointError as e:
+        sys.exit(f"error: {e}")

@@ -121,8 +121,10 @@ class FaceModel(nn.Module):
     # ---- regularface's checkpoint format ----
 
     @classmethod
-    def from_checkpoint(cls, path, verify=True):
-        """The run saved in `path`: `(model, optimizer, step, metadata)`, model in training mode."""
+    def from_checkpoint(cls, path, verify=True, convert=None):
+        """The run saved in `path`: `(model, optimizer, step, metadata)`, model in training
+        mode. `convert(model)` runs before the optimiser is built (e.g. to swap BatchNorm
+        for a synchronised one) and returns the model to use."""
         tensors, meta = ck.read(path, verify)
         cfg = ck.config_of(meta)
         model = cls(cfg, int(meta["regularface.classes"]))
@@ -135,6 +137,8 @@ class FaceModel(nn.Module):
             model.asoftmax.iteration = int(meta.get("regularface.lambda_iteration", 0))
         if model.exclusive is not None and "regularface.exclusive_cache" in meta:
             model.exclusive.cache = json.loads(meta["regularface.exclusive_cache"])
+        if convert is not None:
+            model = convert(model)
         model.optim_steps = int(round(tensors["optim.steps"].item())) if "optim.steps" in tensors else 0
         opt = model.optimizer()
         for name, p in model.named_parameters():
@@ -176,3 +180,53 @@ def load_backbone(path):
     state = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
     model.load_state_dict(state, strict=True)
     return model.eval(), cfg
+
+
+@torch.no_grad()
+def fit_threshold(backbone, dataset, seed, pairs=600, batch=32):
+    """The plain-cosine threshold `regularface verify` compares with, fitted as regularface
+    fits it at the end of a run: on `pairs` pairs of *training* identities (half same, half
+    different, drawn with `seed`), features `[f(x), f(mirror x)]` in eval mode, the
+    threshold of best accuracy. Returns `(threshold, description)`."""
+    from .data import normalise
+    g = torch.Generator().manual_seed(seed)
+    by_label = {}
+    for i, (_, label) in enumerate(dataset.items):
+        by_label.setdefault(label, []).append(i)
+    multi = [v for v in by_label.values() if len(v) >= 2]
+    if not multi or len(by_label) < 2:
+        return None
+    pick = lambda n: int(torch.randint(n, (1,), generator=g))  # noqa: E731
+    chosen = []
+    for k in range(pairs):
+        if k % 2 == 0:
+            imgs = multi[pick(len(multi))]
+            a, b = pick(len(imgs)), pick(len(imgs) - 1)
+            chosen.append((imgs[a], imgs[b + (b >= a)], True))
+        else:
+            a, b = pick(len(dataset)), pick(len(dataset))
+            if dataset.items[a][1] != dataset.items[b][1]:
+                chosen.append((a, b, False))
+    used = sorted({i for a, b, _ in chosen for i in (a, b)})
+    was_training = backbone.training
+    backbone.eval()
+    device = next(backbone.parameters()).device
+    feats = {}
+    for at in range(0, len(used), batch):
+        idx = used[at:at + batch]
+        x = normalise(torch.stack([dataset[i][0] for i in idx])).to(device)
+        f = torch.cat([backbone(x), backbone(torch.flip(x, dims=[3]))], dim=1).double().cpu()
+        feats.update(zip(idx, f))
+    backbone.train(was_training)
+    scored = sorted((float(nn.functional.cosine_similarity(feats[a], feats[b], dim=0)), same)
+                    for a, b, same in chosen)
+    correct = sum(same for _, same in scored)
+    best = (correct, scored[0][0] - 1e-6)
+    for i, (v, same) in enumerate(scored):
+        correct += -1 if same else 1
+        if i + 1 < len(scored) and scored[i + 1][0] == v:
+            continue
+        thr = (v + scored[i + 1][0]) / 2 if i + 1 < len(scored) else v + 1e-6
+        if correct > best[0]:
+            best = (correct, thr)
+    return best[1], f"{len(scored)} pairs of training identities (fitted by PyTorch)"
