@@ -13,6 +13,12 @@
 #    MobileFaceNet with A-Softmax and the regularizer, on an image folder of
 #    PPM faces this script writes (BatchNorm synchronised over the 2 ranks).
 #
+# 3. The data: PyTorch's readers give regularface's labels and pixels for the
+#    images of a `regularface batch` file: an image folder (PPM, exact), a
+#    RecordIO pack `regularface pack` writes (exact), LFW's JPEGs (decoders
+#    differ by a few levels). LFW is ../shared/data/lfw; missing, it skips
+#    those two checks, or fails them when CI is set.
+#
 # Skipped, saying why, when torch, safetensors or numpy is not importable.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -85,7 +91,6 @@ print(f"round trip {d.rsplit('/', 1)[-1]}: Rust 0-10, PyTorch ddp x2 10-20, Rust
 EOF
 }
 
-echo "== Rust -> torchrun --nproc_per_node 2 -> Rust"
 python3 - "$WORK/faces" <<'EOF'
 # 20 identities x 4 images of 112x112 PPM: a coloured blob per identity, jittered.
 import os, sys
@@ -102,5 +107,35 @@ for i in range(20):
         with open(f"{root}/person_{i:02d}/{k}.ppm", "wb") as f:
             f.write(b"P6\n112 112\n255\n" + img.tobytes())
 EOF
+echo "== the data read in PyTorch as regularface reads it (labels, pixels)"
+check_data() { # name "check flags" data-flags...
+    local name=$1 tol=($2) d="$WORK/data_$1"
+    shift 2
+    quiet R train "$@" --steps 20 --stop-after 1 --batch 16 --out "$d" --quiet
+    quiet R batch --checkpoint "$d/checkpoint.safetensors" --out "$d/batch.safetensors"
+    local verdict
+    verdict=$(python3 $HERE/check_data.py --checkpoint "$d/checkpoint.safetensors" \
+        --batch "$d/batch.safetensors" "${tol[@]}") || { echo "FAILED $name: $verdict"; exit 1; }
+    echo "$name: $verdict"
+}
+check_data folder_ppm "" --data "$WORK/faces" --model sphereface4 --height 112 --width 112
+LFW=${LFW:-../shared/data/lfw}
+if ! python3 -c "import PIL" 2>/dev/null; then
+    echo "SKIPPED the LFW and RecordIO data checks: python3 cannot import PIL (pip install pillow)"
+elif [ -d "$LFW" ]; then
+    # JPEG decoders and resampling filters differ by a few levels (measured: mean 0.3, max 2).
+    check_data lfw_jpeg "--max-mean-diff 1 --max-diff 8" --lfw "$LFW" --fold 3
+    quiet R pack --images "$WORK/faces" --out "$WORK/rec"
+    quiet R pack --lfw "$LFW" --folds 0 --bin "$WORK/lfw_fold0.bin"
+    check_data recordio "" --rec "$WORK/rec" --rec-pairs "$WORK/lfw_fold0.bin" --model sphereface4 \
+        --height 112 --width 112
+elif [ -n "${CI:-}" ]; then
+    echo "FAILED: $LFW is missing and CI is set" >&2
+    exit 1
+else
+    echo "SKIPPED the LFW and RecordIO data checks: $LFW is missing"
+fi
+
+echo "== Rust -> torchrun --nproc_per_node 2 -> Rust"
 round_trip mobilefacenet_folder --data "$WORK/faces" -- --model mobilefacenet --loss asoftmax --exclusive 1 --batch 8
 echo "interop/pytorch/test_roundtrip.sh: passed"
