@@ -9,7 +9,8 @@
 #    (see compare_checkpoints.py for why). And 2 processes under torchrun take the
 #    step 1 process takes (train_ddp.py --batch-file), BatchNorm synchronised.
 # 2. Round trips through `torchrun --nproc_per_node 2`: Rust trains 10 of 30
-#    steps, PyTorch continues 10, Rust evaluates the result and resumes to 30:
+#    steps, PyTorch continues 10, Rust evaluates the result and resumes to 25,
+#    PyTorch ends the run (fitting the threshold) and Rust verifies with it:
 #    MobileFaceNet with A-Softmax and the regularizer, on an image folder of
 #    PPM faces this script writes (BatchNorm synchronised over the 2 ranks).
 #
@@ -76,9 +77,13 @@ round_trip() { # name data-flags -- train-flags
     shift
     quiet R train "${data[@]}" "$@" --steps 30 --stop-after 10 --out "$d" --quiet
     quiet "${TORCHRUN[@]}" $HERE/train_ddp.py --checkpoint "$d/checkpoint.safetensors" --steps 10 --out "$d"
-    grep -q '"step": 20' "$d/metrics.jsonl"
+    grep -q '"step": 20' "$d/metrics.jsonl" || { echo "FAILED: no step 20 in $d/metrics.jsonl"; exit 1; }
     quiet R eval --checkpoint "$d/checkpoint.safetensors" --out "$d/eval"
-    quiet R train "${data[@]}" "$@" --steps 30 --resume "$d/checkpoint.safetensors" --out "$d" --quiet
+    quiet R train "${data[@]}" "$@" --steps 30 --stop-after 25 --resume "$d/checkpoint.safetensors" --out "$d" --quiet
+    quiet "${TORCHRUN[@]}" $HERE/train_ddp.py --checkpoint "$d/checkpoint.safetensors" --steps 5 --out "$d"
+    quiet R verify --checkpoint "$d/checkpoint.safetensors" "$WORK/faces/person_00/0.ppm" "$WORK/faces/person_00/1.ppm"
+    grep -q "pairs of training identities (fitted by PyTorch)" "$WORK/last.log" ||
+        { echo "FAILED: verify did not use PyTorch's threshold:"; cat "$WORK/last.log"; exit 1; }
     python3 - "$d" <<'EOF'
 import json, sys
 from safetensors import safe_open
@@ -86,8 +91,9 @@ d = sys.argv[1]
 meta = safe_open(f"{d}/checkpoint.safetensors", "pt").metadata()
 steps = [json.loads(l)["step"] for l in open(f"{d}/metrics.jsonl") if l.strip() and "loss" in l]
 assert meta["regularface.step"] == "30", meta["regularface.step"]
-assert steps == sorted(steps) and 10 in steps and 20 in steps and 30 in steps, steps
-print(f"round trip {d.rsplit('/', 1)[-1]}: Rust 0-10, PyTorch ddp x2 10-20, Rust 20-30; metrics steps {steps}")
+assert steps == sorted(steps) and all(s in steps for s in (10, 20, 25, 30)), steps
+print(f"round trip {d.rsplit('/', 1)[-1]}: Rust 0-10, PyTorch ddp x2 10-20, Rust 20-25, PyTorch 25-30 "
+      f"(threshold fitted there, used by verify); metrics steps {steps}")
 EOF
 }
 

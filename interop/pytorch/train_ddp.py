@@ -70,17 +70,18 @@ class Batches:
         self.sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
                                                            seed=seed, drop_last=True)
         self.steps_per_epoch = max(len(self.sampler) // per_rank, 1)
-        self.loader = torch.utils.data.DataLoader(dataset, batch_size=per_rank, sampler=self.sampler,
-                                                  drop_last=True, num_workers=workers)
+        self.dataset, self.per_rank, self.workers = dataset, per_rank, workers
         self.seed, self.flip, self.rank, self.epoch, self.it = seed, flip, rank, None, None
 
     def at(self, step):
         epoch = step // self.steps_per_epoch
         if epoch != self.epoch:
+            # The epoch's order, entered at this step's batch (the skipped images are not decoded).
             self.sampler.set_epoch(epoch)
-            self.epoch, self.it = epoch, iter(self.loader)
-            for _ in range(step % self.steps_per_epoch):
-                next(self.it)
+            order = list(self.sampler)[(step % self.steps_per_epoch) * self.per_rank:]
+            loader = torch.utils.data.DataLoader(self.dataset, batch_size=self.per_rank, sampler=order,
+                                                 drop_last=True, num_workers=self.workers)
+            self.epoch, self.it = epoch, iter(loader)
         images, labels = next(self.it)
         images = normalise(images)
         if self.flip:
