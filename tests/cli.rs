@@ -257,6 +257,53 @@ fn mnist_toy_smoke_when_mnist_is_present() {
         let png = std::fs::read(out.join(format!("{name}_sphere.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{name} picture");
     }
+    // Two seeds, each a part of its own; a second invocation reads the parts back.
+    let seeds_args = [
+        "mnist-toy",
+        "--mnist",
+        mnist.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--steps",
+        "3",
+        "--test-images",
+        "300",
+        "--seeds",
+        "1..2",
+        "--quiet",
+    ];
+    let (ok, _, err) = regularface(&seeds_args);
+    assert!(ok, "{err}");
+    let read = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join("mnist_toy_seeds.json")).unwrap())
+            .unwrap()
+    };
+    let first = read();
+    let runs = first["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 6);
+    for (row, (seed, loss, lambda_r)) in runs.iter().zip([
+        (1, "softmax", 0.0),
+        (1, "asoftmax", 0.0),
+        (1, "asoftmax", 1.0),
+        (2, "softmax", 0.0),
+        (2, "asoftmax", 0.0),
+        (2, "asoftmax", 1.0),
+    ]) {
+        assert_eq!(row["seed"], seed);
+        assert_eq!(row["loss"], loss);
+        assert_eq!(row["lambda_r"], lambda_r);
+        assert!((0.0..=1.0).contains(&row["accuracy"].as_f64().unwrap()));
+    }
+    assert_eq!(first["pictures"].as_array().unwrap().len(), 3);
+    let part = out.join("seed2").join("mnist_toy.json");
+    let modified = std::fs::metadata(&part).unwrap().modified().unwrap();
+    let (ok, _, err) = regularface(&seeds_args);
+    assert!(ok, "{err}");
+    assert_eq!(
+        std::fs::metadata(&part).unwrap().modified().unwrap(),
+        modified
+    );
+    assert_eq!(read()["runs"], first["runs"]);
 }
 
 #[test]

@@ -183,3 +183,26 @@ impl TrainArgs {
         Ok(cfg)
     }
 }
+
+/// The seeds of `--seeds`.
+#[derive(Clone)]
+pub struct SeedList(pub Vec<u64>);
+
+/// `A..B` (inclusive) or a comma-separated list of seeds.
+pub fn parse_seeds(text: &str) -> Result<SeedList, String> {
+    let bad = |e: std::num::ParseIntError| format!("`{text}`: {e}; write 1..10 or 1,2,5");
+    let seeds: Vec<u64> = match text.split_once("..") {
+        Some((a, b)) => (a.trim().parse().map_err(bad)?..=b.trim().parse().map_err(bad)?).collect(),
+        None => text
+            .split(',')
+            .map(|s| s.trim().parse().map_err(bad))
+            .collect::<Result<_, _>>()?,
+    };
+    if seeds.is_empty() || seeds.len() > 1000 {
+        return Err(format!(
+            "`{text}` names {} seeds; give 1 to 1000",
+            seeds.len()
+        ));
+    }
+    Ok(SeedList(seeds))
+}

@@ -20,37 +20,14 @@ pub struct CompareCmd {
     lambda_r: f64,
     /// Repeat over these seeds (`1..10` or `1,2,5`): each varies the synthetic data seed and
     /// the initialisation seed; paired statistics over the seeds in compare_seeds.json.
-    #[arg(long, value_parser = parse_seeds)]
-    seeds: Option<SeedList>,
+    #[arg(long, value_parser = super::args::parse_seeds)]
+    seeds: Option<super::args::SeedList>,
     /// Output folder (one sub-folder per run, plus compare.json; with --seeds one per seed).
     #[arg(long, default_value = "runs/compare")]
     out: PathBuf,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
-}
-
-/// The seeds of `--seeds`.
-#[derive(Clone)]
-pub struct SeedList(Vec<u64>);
-
-/// `A..B` (inclusive) or a comma-separated list of seeds.
-fn parse_seeds(text: &str) -> Result<SeedList, String> {
-    let bad = |e: std::num::ParseIntError| format!("`{text}`: {e}; write 1..10 or 1,2,5");
-    let seeds: Vec<u64> = match text.split_once("..") {
-        Some((a, b)) => (a.trim().parse().map_err(bad)?..=b.trim().parse().map_err(bad)?).collect(),
-        None => text
-            .split(',')
-            .map(|s| s.trim().parse().map_err(bad))
-            .collect::<Result<_, _>>()?,
-    };
-    if seeds.is_empty() || seeds.len() > 1000 {
-        return Err(format!(
-            "`{text}` names {} seeds; give 1 to 1000",
-            seeds.len()
-        ));
-    }
-    Ok(SeedList(seeds))
 }
 
 fn run_seeds(cmd: &CompareCmd, base: &TrainConfig, seeds: &[u64]) -> Result<()> {
@@ -100,7 +77,7 @@ pub fn run(cmd: CompareCmd) -> Result<()> {
         lambda_r: 0.0,
         ..cmd.train.config()?
     };
-    if let Some(SeedList(seeds)) = &cmd.seeds {
+    if let Some(super::args::SeedList(seeds)) = &cmd.seeds {
         return run_seeds(&cmd, &base, seeds);
     }
     let data = load_data(&cmd.data.spec(), base.input)?;

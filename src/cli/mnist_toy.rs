@@ -14,11 +14,15 @@ pub struct MnistToyCmd {
     #[arg(long, default_value = "runs/mnist_toy")]
     out: PathBuf,
     /// Training steps per run (batch 128).
-    #[arg(long, default_value_t = 250)]
+    #[arg(long, default_value_t = regularface::toy::TOY_STEPS)]
     steps: u64,
     /// Seed.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, conflicts_with = "seeds")]
     seed: u64,
+    /// Repeat over these seeds (`1..3` or `1,2,5`), each in OUT/seed<K>/ (finished seeds are
+    /// read back, so an interrupted invocation continues); all runs in OUT/mnist_toy_seeds.json.
+    #[arg(long, value_parser = super::args::parse_seeds)]
+    seeds: Option<super::args::SeedList>,
     /// λ_r of the regularised run.
     #[arg(long = "exclusive", default_value_t = 1.0)]
     lambda_r: f64,
@@ -32,6 +36,36 @@ pub struct MnistToyCmd {
 
 /// Run `mnist-toy`.
 pub fn run(cmd: MnistToyCmd) -> Result<()> {
+    if let Some(super::args::SeedList(seeds)) = &cmd.seeds {
+        let report = regularface::toy::run_seeds(
+            &cmd.mnist,
+            &cmd.out,
+            cmd.steps,
+            seeds,
+            cmd.lambda_r,
+            cmd.test_images,
+            !cmd.quiet,
+        )?;
+        println!(
+            "{:<20} {:>6} {:>14} {:>10} {:>10}",
+            "run", "seed", "test acc. %", "Sep mean", "Sep std"
+        );
+        for r in report["runs"].as_array().into_iter().flatten() {
+            println!(
+                "{:<20} {:>6} {:>14.2} {:>10.4} {:>10.4}",
+                r["run"].as_str().unwrap_or(""),
+                r["seed"],
+                100.0 * r["accuracy"].as_f64().unwrap_or(f64::NAN),
+                r["sep_mean"].as_f64().unwrap_or(f64::NAN),
+                r["sep_std"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+        println!(
+            "report: {}",
+            cmd.out.join(regularface::toy::SEEDS_REPORT).display()
+        );
+        return Ok(());
+    }
     let results = regularface::toy::run(
         &cmd.mnist,
         &cmd.out,
