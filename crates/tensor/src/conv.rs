@@ -410,7 +410,7 @@ pub fn try_conv2d<T: Element>(
         w.as_slice().expect("contiguous"),
     );
     let bias = bias.map(|b| b.to_vec());
-    let mut out = vec![T::zero(); g.n * g.o * g.pixels()];
+    let mut out = crate::memory::zeroed(g.n * g.o * g.pixels());
     if let Some(k) = dispatch::Kernels::<T>::for_geometry(&g) {
         (k.forward)(&g, xs, ws, &mut out);
         if let Some(b) = &bias {
@@ -512,7 +512,7 @@ pub fn try_conv2d_backward<T: Element>(
     );
     let input = want_input.then(|| {
         let _t = profile::scope(Section::ConvInputGrad);
-        let mut gx = vec![T::zero(); xs.len()];
+        let mut gx = crate::memory::zeroed(xs.len());
         if let Some(k) = dispatch::Kernels::<T>::for_geometry(&g) {
             (k.input_grad)(&g, gys, ws, &mut gx);
             return Tensor::from_vec(x.shape(), gx).expect("input-sized");

@@ -17,7 +17,7 @@ impl<T: Element> Tensor<T> {
         let _t = crate::profile::scope(crate::profile::Section::Elementwise);
         match self.as_slice() {
             Some(x) => {
-                let mut out = vec![T::zero(); x.len()];
+                let mut out = crate::memory::zeroed(x.len());
                 simd::map(x, &mut out, f);
                 Tensor::from_vec(self.shape(), out).expect("same length")
             }
@@ -36,7 +36,7 @@ impl<T: Element> Tensor<T> {
         let shape = broadcast_shape(op, self.shape(), other.shape())?;
         if self.shape() == other.shape() {
             if let (Some(a), Some(b)) = (self.as_slice(), other.as_slice()) {
-                let mut out = vec![T::zero(); a.len()];
+                let mut out = crate::memory::zeroed(a.len());
                 simd::zip(a, b, &mut out, f);
                 return Tensor::from_vec(&shape, out);
             }
@@ -133,7 +133,7 @@ fn per_lane_scalar<T: Element, F: Fn(T, T) -> T + Sync>(
     }
     let (xv, sv) = (x.as_slice()?, s.as_slice()?);
     let lane = xs[n - 1];
-    let mut out = vec![T::zero(); xv.len()];
+    let mut out = crate::memory::zeroed(xv.len());
     let lanes_per_task = (simd::PARALLEL_THRESHOLD / lane).max(1);
     out.par_chunks_mut(lane * lanes_per_task)
         .zip(xv.par_chunks(lane * lanes_per_task))
@@ -267,7 +267,7 @@ impl<T: Element> Tensor<T> {
         let x = self.to_contiguous();
         let a = slope.to_vec();
         let xs = x.as_slice().expect("contiguous");
-        let mut out = vec![T::zero(); xs.len()];
+        let mut out = crate::memory::zeroed(xs.len());
         let inner = inner.max(1);
         let planes_per_task = (simd::PARALLEL_THRESHOLD / inner).max(1);
         out.par_chunks_mut(inner * planes_per_task)
@@ -318,7 +318,7 @@ impl<T: Element> Tensor<T> {
             x.as_slice().expect("contiguous"),
             g.as_slice().expect("contiguous"),
         );
-        let mut gx = vec![T::zero(); xs.len()];
+        let mut gx = crate::memory::zeroed(xs.len());
         let inner = inner.max(1);
         let mut plane_sums = vec![T::zero(); xs.len() / inner];
         gx.par_chunks_mut(inner)
@@ -331,7 +331,7 @@ impl<T: Element> Tensor<T> {
                 let ac = a[if a.len() == 1 { 0 } else { plane % c }];
                 *sum = simd::prelu_backward_plane(xi, gi, o, ac);
             });
-        let mut ga = vec![T::zero(); a.len()];
+        let mut ga = crate::memory::zeroed(a.len());
         for (plane, &s) in plane_sums.iter().enumerate() {
             ga[if a.len() == 1 { 0 } else { plane % c }] += s;
         }

@@ -319,7 +319,7 @@ impl<T: Element> Tensor<T> {
                     );
                 }
                 let (m, k, n) = (sa[0], sa[1], sb[1]);
-                let mut out = vec![T::zero(); m * n];
+                let mut out = crate::memory::zeroed(m * n);
                 let (ps, qs) = (a.strides(), b.strides());
                 // SAFETY: shapes and strides come from live ndarray views of these sizes.
                 unsafe {

@@ -167,3 +167,35 @@ unsafe impl std::alloc::GlobalAlloc for BlockCache {
         unsafe { std::alloc::System.dealloc(ptr, layout) }
     }
 }
+
+/// Elements per parallel task of [`zeroed`].
+const ZERO_CHUNK: usize = 1 << 16;
+
+/// `vec![T::zero(); n]`, written by the worker threads in parallel.
+///
+/// The kernels' output buffers (convolution, BatchNorm, PReLU, elementwise)
+/// start as zeros and are then overwritten. `vec![0.0; n]` asks the allocator
+/// for zeroed memory: a block that [`BlockCache`] (or malloc's heap) hands
+/// back is cleared by one `memset` on the calling thread while the other
+/// workers wait, 10.8% of a MobileFaceNet training step's CPU time in `perf`.
+/// Here the allocation is plain and the zeros are written in 256 KiB chunks
+/// across the pool (a fresh block's page faults are spread the same way).
+/// Small buffers take the plain `vec!`.
+pub fn zeroed<T: crate::Element>(n: usize) -> Vec<T> {
+    use rayon::prelude::*;
+    if n < 4 * ZERO_CHUNK {
+        return vec![T::zero(); n];
+    }
+    let mut v: Vec<T> = Vec::with_capacity(n);
+    v.spare_capacity_mut()[..n]
+        .par_chunks_mut(ZERO_CHUNK)
+        .for_each(|c| {
+            c.iter_mut().for_each(|x| {
+                x.write(T::zero());
+            })
+        });
+    // SAFETY: the capacity is at least n, and the chunks above cover the first
+    // n elements, each written once.
+    unsafe { v.set_len(n) };
+    v
+}

@@ -30,3 +30,24 @@ fn a_freed_large_block_is_reused_and_zeroed_on_request() {
     let small = vec![1u32; 100];
     assert_eq!(small.iter().sum::<u32>(), 100);
 }
+
+#[test]
+fn zeroed_buffers_are_zero_even_where_freed_memory_held_other_values() {
+    for n in [
+        0,
+        1,
+        1000,
+        (1 << 18) - 1,
+        1 << 18,
+        (1 << 18) + 12_345,
+        3 << 20,
+    ] {
+        // Leave non-zero values in memory the allocator may hand back.
+        drop(vec![7.5f32; n]);
+        let z = tensor::memory::zeroed::<f32>(n);
+        assert_eq!(z.len(), n);
+        assert!(z.iter().all(|&v| v == 0.0), "n = {n}");
+        let z = tensor::memory::zeroed::<f64>(n);
+        assert!(z.len() == n && z.iter().all(|&v| v == 0.0), "f64, n = {n}");
+    }
+}

@@ -47,7 +47,7 @@ impl<T: Element> Var<T> {
         let (gamma, beta) = (weight.value().to_vec(), bias.value().to_vec());
         let scale: Vec<T> = (0..c).map(|ch| gamma[ch] * inv[ch]).collect();
         let shift: Vec<T> = (0..c).map(|ch| beta[ch] - scale[ch] * mean[ch]).collect();
-        let mut out = vec![T::zero(); xs.len()];
+        let mut out = tensor::memory::zeroed(xs.len());
         tensor::norm::channel_affine(xs, &mut out, c, s, &scale, &shift);
         let out = Tensor::from_vec(&shape, out).expect("same size");
         let inputs = [self, weight, bias];
@@ -75,7 +75,7 @@ impl<T: Element> Var<T> {
                         ]
                     })
                     .collect();
-                let mut dx = vec![T::zero(); xs.len()];
+                let mut dx = tensor::memory::zeroed(xs.len());
                 tensor::norm::batch_norm_input_grad(gs, xs, &mut dx, c, s, &k);
                 Tensor::from_vec(&shape, dx).expect("same size")
             });

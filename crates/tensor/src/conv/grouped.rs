@@ -252,7 +252,7 @@ pub fn try_grouped_conv2d<T: Element>(
     );
     let bias = bias.map(|b| b.to_vec());
     let plane_out = g.ho * g.wo;
-    let mut out = vec![T::zero(); g.n * g.o * plane_out];
+    let mut out = crate::memory::zeroed(g.n * g.o * plane_out);
     out.par_chunks_mut(plane_out.max(1))
         .enumerate()
         .for_each(|(t, y)| {
@@ -299,7 +299,7 @@ pub fn try_grouped_conv2d_backward<T: Element>(
     );
     let (plane_in, plane_out, taps) = (g.h * g.w, g.ho * g.wo, g.kh * g.kw);
     let input = want_input.then(|| {
-        let mut gx = vec![T::zero(); g.n * g.c * plane_in];
+        let mut gx = crate::memory::zeroed(g.n * g.c * plane_in);
         gx.par_chunks_mut(plane_in.max(1))
             .enumerate()
             .for_each(|(t, dx)| input_grad_plane(g, dx, gys, ws, t / g.c, t % g.c));
