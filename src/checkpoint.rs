@@ -72,6 +72,21 @@ pub struct RunRecord {
     pub threshold: Option<Threshold>,
 }
 
+impl RunRecord {
+    /// Fail, naming the checkpoint at `path`, when the run recorded other data than `spec`
+    /// (a record without a data source, from an older version, passes).
+    pub fn check_data(&self, spec: &DataSpec, path: &Path) -> Result<()> {
+        match &self.data {
+            Some(then) if then != spec => bail!(
+                "{}: was trained on other data ({}); use the same data flags",
+                path.display(),
+                serde_json::to_string(then)?
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Write `model`, `opt`'s state and `record` to `path` atomically.
 pub fn save(
     path: &Path,

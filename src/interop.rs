@@ -48,15 +48,7 @@ pub fn write_batch(
     out: &Path,
 ) -> Result<(u64, usize)> {
     let cfg = &loaded.model.cfg;
-    if let Some(then) = &loaded.record.data {
-        if *then != data.spec {
-            bail!(
-                "{}: was trained on other data ({})",
-                ck.display(),
-                serde_json::to_string(then)?
-            );
-        }
-    }
+    loaded.record.check_data(&data.spec, ck)?;
     if data.train.classes() != loaded.model.classes() || data.train.input() != cfg.input {
         bail!(
             "{}: the data has {} classes of {:?} images, the checkpoint {} of {:?}",

@@ -98,15 +98,7 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &TrainOptions) -> Res
             if loaded.model.cfg != *cfg {
                 bail!("{}: was trained with a different configuration; resume with the same flags (saved: {})", path.display(), serde_json::to_string(&loaded.model.cfg)?);
             }
-            if let Some(then) = &loaded.record.data {
-                if *then != data.spec {
-                    bail!(
-                        "{}: was trained on other data ({}); resume with the same data flags",
-                        path.display(),
-                        serde_json::to_string(then)?
-                    );
-                }
-            }
+            loaded.record.check_data(&data.spec, path)?;
             let mut opt = loaded.model.optimizer();
             opt.load_state(&loaded.optimizer_state)
                 .map_err(anyhow::Error::msg)?;

@@ -235,7 +235,7 @@ fn mnist_toy_smoke_when_mnist_is_present() {
         return;
     };
     let out = std::env::temp_dir().join(format!("regularface-toy-{}", std::process::id()));
-    let (ok, stdout, err) = regularface(&[
+    let toy = [
         "mnist-toy",
         "--mnist",
         mnist.to_str().unwrap(),
@@ -246,7 +246,8 @@ fn mnist_toy_smoke_when_mnist_is_present() {
         "--test-images",
         "300",
         "--quiet",
-    ]);
+    ];
+    let (ok, stdout, err) = regularface(&toy);
     assert!(ok, "{err}");
     assert!(stdout.contains("asoftmax_exclusive"), "{stdout}");
     let report: serde_json::Value =
@@ -258,20 +259,7 @@ fn mnist_toy_smoke_when_mnist_is_present() {
         assert!(png.starts_with(b"\x89PNG"), "{name} picture");
     }
     // Two seeds, each a part of its own; a second invocation reads the parts back.
-    let seeds_args = [
-        "mnist-toy",
-        "--mnist",
-        mnist.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--steps",
-        "3",
-        "--test-images",
-        "300",
-        "--seeds",
-        "1..2",
-        "--quiet",
-    ];
+    let seeds_args = [&toy[..], &["--seeds", "1..2"]].concat();
     let (ok, _, err) = regularface(&seeds_args);
     assert!(ok, "{err}");
     let read = || -> serde_json::Value {
