@@ -2,9 +2,11 @@
 //! check against PyTorch): the written batch is the one training draws, and
 //! one step from a checkpoint on it equals the step an uninterrupted run takes.
 
+mod common;
+
 use regularface::checkpoint;
 use regularface::config::{LossKind, ModelKind, TrainConfig};
-use regularface::data::source::{prepare, DataSpec, PreparedData};
+use regularface::data::source::PreparedData;
 use regularface::interop::{one_step, read_batch, write_batch};
 use regularface::train::{train, TrainOptions};
 use std::path::{Path, PathBuf};
@@ -14,16 +16,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn data() -> PreparedData {
-    let spec = DataSpec::Synthetic {
-        identities: 12,
-        images_per_identity: 6,
-        test_identities: 20,
-        seed: 3,
-    };
-    prepare(&spec, (3, 32, 32)).unwrap()
 }
 
 fn run_until(cfg: &TrainConfig, data: &PreparedData, dir: &Path, stop: u64) -> PathBuf {
@@ -36,7 +28,7 @@ fn run_until(cfg: &TrainConfig, data: &PreparedData, dir: &Path, stop: u64) -> P
 
 #[test]
 fn one_step_from_a_checkpoint_equals_the_uninterrupted_runs_step() {
-    let data = data();
+    let data = common::small_synthetic_data();
     for (loss, lambda_r, refresh) in [
         (LossKind::Asoftmax, 1.0, 1),
         (LossKind::Asoftmax, 0.0, 1),
@@ -88,7 +80,7 @@ fn one_step_from_a_checkpoint_equals_the_uninterrupted_runs_step() {
 
 #[test]
 fn a_batch_of_another_step_or_a_file_that_is_no_batch_is_refused() {
-    let data = data();
+    let data = common::small_synthetic_data();
     let cfg = TrainConfig {
         model: ModelKind::Sphereface4,
         input: (3, 32, 32),

@@ -2,11 +2,13 @@
 //! with the refreshing regularizer), the regularizer's gradient reaches the
 //! classifier, a diverging loss stops the run cleanly.
 
+mod common;
+
 use autograd::Var;
 use facelosses::exclusive_regularizer;
 use regularface::checkpoint;
 use regularface::config::{LossKind, ModelKind, TrainConfig};
-use regularface::data::source::{prepare, DataSpec, PreparedData};
+use regularface::data::source::{prepare, DataSpec};
 use regularface::model::FaceModel;
 use regularface::report::evaluate;
 use regularface::train::{train, TrainOptions};
@@ -34,16 +36,6 @@ fn small_config(steps: u64) -> TrainConfig {
     }
 }
 
-fn small_data() -> PreparedData {
-    let spec = DataSpec::Synthetic {
-        identities: 12,
-        images_per_identity: 6,
-        test_identities: 20,
-        seed: 3,
-    };
-    prepare(&spec, (3, 32, 32)).unwrap()
-}
-
 /// Every tensor of a checkpoint (weights, head, optimiser state) as raw bits.
 fn bits(path: &Path) -> BTreeMap<String, Vec<u32>> {
     let ck = nn::checkpoint::load::<f32>(path).unwrap();
@@ -55,7 +47,7 @@ fn bits(path: &Path) -> BTreeMap<String, Vec<u32>> {
 
 #[test]
 fn resume_is_bit_identical_to_an_uninterrupted_run_exact_and_refreshing() {
-    let data = small_data();
+    let data = common::small_synthetic_data();
     for refresh in [1, 5] {
         let cfg = TrainConfig {
             exclusive_refresh: refresh,
@@ -173,7 +165,9 @@ fn a_diverging_loss_stops_the_run_and_keeps_the_last_checkpoint() {
     };
     let err = format!(
         "{:#}",
-        train(&cfg, &small_data(), &opts).err().expect("must stop")
+        train(&cfg, &common::small_synthetic_data(), &opts)
+            .err()
+            .expect("must stop")
     );
     assert!(
         err.contains("diverged at step 7") && err.contains("main") && err.contains("regularizer"),
