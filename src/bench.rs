@@ -259,6 +259,13 @@ pub fn run_one(name: &str, quick: bool) -> Result<Vec<BenchResult>> {
                 1.0,
                 &mut rng,
             ));
+            // A batch-1 forward takes tens of milliseconds: time ten times as many
+            // as a training row does, so the median is not one scheduler hiccup.
+            let (warm, steps) = if batch == 1 {
+                (warm * 5, steps * 10)
+            } else {
+                (warm, steps)
+            };
             let rates: Vec<f64> = (0..warm + steps)
                 .map(|_| {
                     let t = Instant::now();

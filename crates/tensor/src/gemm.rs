@@ -52,6 +52,26 @@ pub unsafe fn gemm_strided<T: Element>(
     (rsc, csc): (isize, isize),
     parallel: bool,
 ) {
+    if m <= DOT_MAX_ROWS && csa == 1 && rsb == 1 {
+        // SAFETY: the caller's contract, with A's rows and B's columns contiguous.
+        unsafe {
+            gemm_dots(
+                m,
+                k,
+                n,
+                alpha,
+                a,
+                rsa,
+                b,
+                csb,
+                beta,
+                c,
+                (rsc, csc),
+                parallel,
+            )
+        };
+        return;
+    }
     let threads = rayon::current_num_threads();
     let split = parallel
         && !cfg!(feature = "matrixmultiply-threading")
@@ -94,6 +114,71 @@ pub unsafe fn gemm_strided<T: Element>(
             });
         }
     });
+}
+
+/// Rows of A up to which a product whose operands both run contiguously
+/// along k (A's rows, B's columns: `x·Wᵀ` in a Linear layer) is taken as one
+/// dot product per output instead of by the packed kernel.
+///
+/// The packed kernel copies B into panels before using them. For a
+/// batch-1 forward through SphereFace-20's fc5 (x: 1 x 21504, W: 512 x 21504)
+/// that is a copy of all 44 MB of weights on every call, read again once by a
+/// kernel whose 8-row tiles are 7/8 padding: 16% of a batch-1 forward went to
+/// packing (`perf`, `bench --only sphere20_embed_b1`). Dot products read each
+/// weight once, straight from where it lies. Past a few rows the packed kernel
+/// reuses each packed panel across the rows and wins again.
+const DOT_MAX_ROWS: usize = 4;
+
+/// `C = alpha·A·B + beta·C` for `m ≤ DOT_MAX_ROWS` as `m·n` dot products of
+/// A's contiguous rows with B's contiguous columns, split over columns across
+/// rayon when `parallel` and the product is large. Each output is one dot
+/// product in a fixed order, so the result does not depend on the threads.
+/// `beta = 0` overwrites C without reading it, as the GEMM kernels do.
+///
+/// # Safety
+/// As [`gemm_strided`], with row `i` of A at `a + i·rsa` contiguous over `k`
+/// and column `j` of B at `b + j·csb` contiguous over `k`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_dots<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: *const T,
+    rsa: isize,
+    b: *const T,
+    csb: isize,
+    beta: T,
+    c: *mut T,
+    (rsc, csc): (isize, isize),
+    parallel: bool,
+) {
+    let (a, b, c) = (SendPtr(a as *mut T), SendPtr(b as *mut T), SendPtr(c));
+    let column = move |j: usize| {
+        let (a, b, c) = (a, b, c);
+        // SAFETY: row i < m of A and column j < n of B are k contiguous
+        // elements by the caller's contract; element (i, j) of C is written by
+        // this call only (each j is handed to one call).
+        unsafe {
+            let bj = std::slice::from_raw_parts(b.0.offset(j as isize * csb), k);
+            for i in 0..m {
+                let ai = std::slice::from_raw_parts(a.0.offset(i as isize * rsa), k);
+                let cij = c.0.offset(i as isize * rsc + j as isize * csc);
+                let product = alpha * crate::simd::dot(ai, bj);
+                *cij = if beta == T::zero() {
+                    product
+                } else {
+                    product + beta * *cij
+                };
+            }
+        }
+    };
+    if parallel && rayon::current_num_threads() > 1 && m * n * k >= PARALLEL_MIN_MACS {
+        use rayon::prelude::*;
+        (0..n).into_par_iter().with_min_len(8).for_each(column);
+    } else {
+        (0..n).for_each(column);
+    }
 }
 
 /// A row-major matrix in a slice, used as stored or transposed.

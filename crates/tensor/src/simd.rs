@@ -140,6 +140,12 @@ pub(crate) fn lane_dot<T: crate::Element>(x: &[T], y: &[T]) -> T {
     lane_sum(x, y, |a, b| a * b)
 }
 
+avx2_dispatch! {
+    /// `Σ x_i y_i` as a kernel of its own (see [`lane_dot`]), for callers that
+    /// are not themselves compiled under [`avx2_dispatch`].
+    pub(crate) fn dot<T: crate::Element>(x: &[T], y: &[T]) -> T = lane_dot
+}
+
 /// Body of [`prelu_backward_plane`].
 #[inline(always)]
 fn prelu_backward_plane_body<T: num_traits::Float>(x: &[T], g: &[T], out: &mut [T], a: T) -> T {
