@@ -281,6 +281,15 @@ pub fn run_seeds(
             seconds: r.seconds,
         }));
     }
+    // The regularizer's effect, paired by seed: A-Softmax with and without it.
+    let accuracy_of = |run: &str| -> Vec<f64> {
+        rows.iter()
+            .filter(|r| r.run == run)
+            .map(|r| r.accuracy)
+            .collect()
+    };
+    let paired =
+        crate::stats::paired_t(&accuracy_of("asoftmax"), &accuracy_of("asoftmax_exclusive"));
     let report = serde_json::json!({
         "protocol": {
             "model": "lenetpp", "feature_dim": 3, "input": [1, 28, 28], "steps": steps,
@@ -289,6 +298,7 @@ pub fn run_seeds(
             "seeds": seeds,
         },
         "runs": rows,
+        "paired": { "asoftmax": paired },
         "pictures": pictures,
     });
     nn::checkpoint::write_atomic(

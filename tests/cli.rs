@@ -283,6 +283,23 @@ fn mnist_toy_smoke_when_mnist_is_present() {
         assert!((0.0..=1.0).contains(&row["accuracy"].as_f64().unwrap()));
     }
     assert_eq!(first["pictures"].as_array().unwrap().len(), 3);
+    let paired = &first["paired"]["asoftmax"];
+    assert_eq!(paired["n"], 2, "{paired}");
+    let diff = |seed: u64| {
+        let acc = |lambda_r: f64| {
+            runs.iter()
+                .find(|r| r["seed"] == seed && r["loss"] == "asoftmax" && r["lambda_r"] == lambda_r)
+                .unwrap()["accuracy"]
+                .as_f64()
+                .unwrap()
+        };
+        acc(1.0) - acc(0.0)
+    };
+    let mean = (diff(1) + diff(2)) / 2.0;
+    assert!(
+        (paired["mean_diff"].as_f64().unwrap() - mean).abs() < 1e-12,
+        "{paired}"
+    );
     let part = out.join("seed2").join("mnist_toy.json");
     let modified = std::fs::metadata(&part).unwrap().modified().unwrap();
     let (ok, _, err) = regularface(&seeds_args);

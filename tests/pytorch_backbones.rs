@@ -39,13 +39,7 @@ fn every_backbone_loads_strictly_into_pytorch_with_the_same_features() {
         };
         let model = FaceModel::new(&cfg, 4).unwrap();
         let mut rng = Rng::new(9);
-        for (name, p) in model.backbone.state() {
-            if name.ends_with("running_var") {
-                p.set_value(Tensor::rand_uniform(&[p.len()], 0.5, 2.0, &mut rng));
-            } else if name.ends_with("running_mean") {
-                p.set_value(Tensor::rand_normal(&[p.len()], 0.0, 0.2, &mut rng));
-            }
-        }
+        nn::randomise_like_trained(model.backbone.as_ref(), &mut rng);
         let ckpt = dir.join(format!("{kind:?}.safetensors"));
         checkpoint::save(&ckpt, &model, &model.optimizer(), &RunRecord::default()).unwrap();
         let (c, h, w) = input;

@@ -60,6 +60,19 @@ pub fn run(cmd: MnistToyCmd) -> Result<()> {
                 r["sep_std"].as_f64().unwrap_or(f64::NAN)
             );
         }
+        let p = &report["paired"]["asoftmax"];
+        if !p.is_null() {
+            let pp = |v: &serde_json::Value| 100.0 * v.as_f64().unwrap_or(f64::NAN);
+            println!(
+                "A-Softmax + exclusive minus A-Softmax: {:+.2} pp over {} seeds, 95% CI [{:.2}, {:.2}], p = {:.4} ({})",
+                pp(&p["mean_diff"]),
+                p["n"],
+                pp(&p["ci95"][0]),
+                pp(&p["ci95"][1]),
+                p["p_value"].as_f64().unwrap_or(f64::NAN),
+                p["test"].as_str().unwrap_or("")
+            );
+        }
         println!(
             "report: {}",
             cmd.out.join(regularface::toy::SEEDS_REPORT).display()

@@ -145,6 +145,29 @@ impl<T: Element> BatchNorm<T> {
     }
 }
 
+/// Give every BatchNorm of `net` values like a trained network's: running
+/// variances in [0.5, 2), running means and every bias from N(0, 0.2²), and
+/// every 1-D weight except PReLU slopes (the γ's) in [0.5, 1.5).
+///
+/// A fresh BatchNorm (μ 0, σ² 1, γ 1, β 0) is nearly the identity in
+/// evaluation, so an export, a fold or a layout check run on one would pass
+/// with the statistics ignored or swapped. Tests of those use this instead.
+pub fn randomise_like_trained<T: Element>(net: &dyn Module<T>, rng: &mut tensor::Rng) {
+    for (name, p) in net.state() {
+        let n = p.len();
+        let v = if name.ends_with("running_var") {
+            Tensor::rand_uniform(&[n], 0.5, 2.0, rng)
+        } else if name.ends_with("running_mean") || name.ends_with(".bias") {
+            Tensor::rand_normal(&[n], 0.0, 0.2, rng)
+        } else if name.ends_with(".weight") && p.shape().len() == 1 && !name.contains("prelu") {
+            Tensor::rand_uniform(&[n], 0.5, 1.5, rng)
+        } else {
+            continue;
+        };
+        p.set_value(v.reshape(&p.shape()));
+    }
+}
+
 impl<T: Element> Module<T> for BatchNorm<T> {
     fn forward(&self, x: &Var<T>) -> Var<T> {
         let shape = x.shape().to_vec();

@@ -31,7 +31,7 @@ pub mod optim;
 pub mod schedule;
 mod sphereface;
 
-pub use batchnorm::{BatchNorm, Foldable};
+pub use batchnorm::{randomise_like_trained, BatchNorm, Foldable};
 pub use iresnet::{iresnet_layers, IResNet};
 pub use layers::{AvgPool2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, PRelu, ResidualUnit};
 pub use lenetpp::LeNetPlusPlus;

@@ -171,24 +171,6 @@ fn num_batches_tracked_counts_training_batches_and_round_trips_as_int64() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Give every BatchNorm of `net` non-trivial γ, β and running statistics (as
-/// after training), so folding has something to fold.
-fn randomise_batchnorms(net: &dyn Module<f32>, rng: &mut Rng) {
-    for (name, p) in net.state() {
-        let n = p.len();
-        let v = if name.ends_with("running_var") {
-            Tensor::rand_uniform(&[n], 0.5, 2.0, rng)
-        } else if name.ends_with("running_mean") || name.ends_with(".bias") {
-            Tensor::rand_normal(&[n], 0.0, 0.2, rng)
-        } else if name.ends_with(".weight") && p.shape().len() == 1 && !name.contains("prelu") {
-            Tensor::rand_uniform(&[n], 0.5, 1.5, rng)
-        } else {
-            continue;
-        };
-        p.set_value(v.reshape(&p.shape()));
-    }
-}
-
 /// Largest |folded − unfolded| relative to the largest |unfolded|.
 fn fold_error(net: &dyn Module<f32>, x: &Tensor<f32>) -> f32 {
     net.set_training(false);
@@ -205,14 +187,14 @@ fn folding_batchnorm_keeps_mobilefacenet_and_iresnet_outputs() {
     let mut rng = Rng::new(6);
     let x = Tensor::rand_normal(&[2, 3, 112, 112], 0.0, 1.0, &mut rng);
     let mbf = MobileFaceNet::<f32>::new(512, &mut rng);
-    randomise_batchnorms(&mbf, &mut rng);
+    nn::randomise_like_trained(&mbf, &mut rng);
     let err = fold_error(&mbf, &x);
     assert!(
         err < 1e-5,
         "MobileFaceNet: folded differs by {err} (relative)"
     );
     let r18 = IResNet::<f32>::new(18, 512, &mut rng).unwrap();
-    randomise_batchnorms(&r18, &mut rng);
+    nn::randomise_like_trained(&r18, &mut rng);
     let err = fold_error(&r18, &x);
     assert!(err < 1e-5, "iResNet-18: folded differs by {err} (relative)");
 }
@@ -230,7 +212,7 @@ fn folding_changes_the_layers_it_should_and_training_undoes_it() {
         .push(nn::Flatten)
         .push(Linear::xavier(4 * 5 * 5, 6, false, &mut rng))
         .push(BatchNorm::new(6));
-    randomise_batchnorms(&net, &mut rng);
+    nn::randomise_like_trained(&net, &mut rng);
     let x = Tensor::rand_normal(&[3, 3, 5, 5], 0.0, 1.0, &mut rng);
     let err = fold_error(&net, &x);
     assert!(err < 1e-6, "conv+BN, linear+BN: {err}");
@@ -306,7 +288,7 @@ fn pytorch_round_trip(net: &dyn Module<f32>, fresh: &dyn Module<f32>, name: &str
         return;
     }
     let mut rng = Rng::new(11);
-    randomise_batchnorms(net, &mut rng);
+    nn::randomise_like_trained(net, &mut rng);
     net.set_training(false);
     let x = Tensor::rand_normal(&[2, 3, 112, 112], 0.0, 1.0, &mut rng);
     let y = no_grad(|| net.forward(&Var::constant(x.clone())))

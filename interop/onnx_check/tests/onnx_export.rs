@@ -18,18 +18,7 @@ fn model(kind: ModelKind, input: (usize, usize, usize)) -> FaceModel {
         ..TrainConfig::DEFAULT
     };
     let m = FaceModel::new(&cfg, 3).unwrap();
-    let mut rng = Rng::new(5);
-    for (name, p) in m.backbone.state() {
-        let n = p.len();
-        let v = if name.ends_with("running_var") {
-            Tensor::rand_uniform(&[n], 0.5, 2.0, &mut rng)
-        } else if name.ends_with("running_mean") {
-            Tensor::rand_normal(&[n], 0.0, 0.2, &mut rng)
-        } else {
-            continue;
-        };
-        p.set_value(v);
-    }
+    nn::randomise_like_trained(m.backbone.as_ref(), &mut Rng::new(5));
     m
 }
 
