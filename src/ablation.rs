@@ -295,6 +295,7 @@ fn observations(part: &AblationReport) -> Vec<Observation> {
             loss: r.loss,
             lambda_r: r.lambda_r,
             accuracy: r.accuracy,
+            auc: r.auc,
             decisions: r.decisions.clone(),
         })
         .collect()
@@ -321,7 +322,7 @@ pub fn summarize(parts: &[AblationReport]) -> Result<serde_json::Value> {
     }
     let obs: Vec<Observation> = parts.iter().flat_map(observations).collect();
     let cmp = compare_by_loss(&obs)?;
-    let (paired, mcnemar) = comparison_json(&cmp);
+    let comparison = comparison_json(&cmp);
     let mut folds: Vec<usize> = parts.iter().map(|p| p.test_fold).collect();
     folds.sort_unstable();
     folds.dedup();
@@ -348,7 +349,8 @@ pub fn summarize(parts: &[AblationReport]) -> Result<serde_json::Value> {
             "paired_over": "folds (the same fold and seed with λ_r = 0 and λ_r > 0)",
         },
         "runs": runs,
-        "paired": paired,
-        "mcnemar": mcnemar,
+        "paired": comparison["paired"],
+        "paired_auc": comparison["paired_auc"],
+        "mcnemar": comparison["mcnemar"],
     }))
 }

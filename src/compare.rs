@@ -116,6 +116,7 @@ pub fn run_seeds(
                 loss: r.config.loss,
                 lambda_r: r.config.lambda_r,
                 accuracy: v.mean_accuracy,
+                auc: v.auc,
                 decisions: v
                     .pair_correct
                     .iter()
@@ -124,7 +125,7 @@ pub fn run_seeds(
             });
         }
     }
-    let (paired, mcnemar) = comparison_json(&compare_by_loss(&obs)?);
+    let comparison = comparison_json(&compare_by_loss(&obs)?);
     let report = json!({
         "protocol": {
             "data": spec,
@@ -137,8 +138,9 @@ pub fn run_seeds(
             "paired_over": "seeds (the same seed with λ_r = 0 and λ_r > 0)",
         },
         "runs": rows,
-        "paired": paired,
-        "mcnemar": mcnemar,
+        "paired": comparison["paired"],
+        "paired_auc": comparison["paired_auc"],
+        "mcnemar": comparison["mcnemar"],
     });
     nn::checkpoint::write_atomic(
         &out.join(COMPARE_SEEDS_FILE),

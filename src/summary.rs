@@ -1,7 +1,8 @@
 //! Paired summaries of repeated experiments: every run without the
 //! regularizer (λ_r = 0) is paired with the run of the same loss, unit (LFW
 //! fold or synthetic seed) and seed with it (λ_r > 0); per loss, the paired
-//! t-test over units and McNemar's test over the pooled per-pair decisions.
+//! t-test over units (of accuracy, and of AUC, which needs no threshold) and
+//! McNemar's test over the pooled per-pair decisions.
 
 use crate::config::LossKind;
 use crate::stats::{mcnemar_exact, paired_t, PairedResult};
@@ -21,6 +22,8 @@ pub struct Observation {
     pub lambda_r: f64,
     /// Verification accuracy (fraction).
     pub accuracy: f64,
+    /// Area under the ROC curve of the verification scores.
+    pub auc: f64,
     /// Each test pair decided correctly (`1`) or not (`0`), in a fixed pair order.
     pub decisions: String,
 }
@@ -32,6 +35,10 @@ pub struct LossComparison {
     pub lambda_r: f64,
     /// Paired t-test of accuracy over units (None with fewer than two pairs).
     pub paired: Option<PairedResult>,
+    /// Paired t-test of AUC over units: the same comparison free of the
+    /// threshold choice, which moves accuracy by whole pairs (None with fewer
+    /// than two pairs).
+    pub paired_auc: Option<PairedResult>,
     /// McNemar's exact test over all pooled test pairs.
     pub mcnemar: PairedResult,
 }
@@ -79,6 +86,7 @@ pub fn compare_by_loss(obs: &[Observation]) -> Result<BTreeMap<String, LossCompa
         }
         let (mut base_acc, mut reg_acc, mut base_dec, mut reg_dec) =
             (vec![], vec![], vec![], vec![]);
+        let (mut base_auc, mut reg_auc) = (vec![], vec![]);
         for t in &treated {
             let Some(b) = seen.get(&(loss.name(), t.unit, t.seed, false)) else {
                 continue;
@@ -95,6 +103,8 @@ pub fn compare_by_loss(obs: &[Observation]) -> Result<BTreeMap<String, LossCompa
             }
             base_acc.push(b.accuracy);
             reg_acc.push(t.accuracy);
+            base_auc.push(b.auc);
+            reg_auc.push(t.auc);
             base_dec.extend(b.decisions.bytes().map(|c| c == b'1'));
             reg_dec.extend(t.decisions.bytes().map(|c| c == b'1'));
         }
@@ -106,6 +116,7 @@ pub fn compare_by_loss(obs: &[Observation]) -> Result<BTreeMap<String, LossCompa
             LossComparison {
                 lambda_r: first.lambda_r,
                 paired: paired_t(&base_acc, &reg_acc),
+                paired_auc: paired_t(&base_auc, &reg_auc),
                 mcnemar: mcnemar_exact(&base_dec, &reg_dec),
             },
         );
@@ -113,17 +124,23 @@ pub fn compare_by_loss(obs: &[Observation]) -> Result<BTreeMap<String, LossCompa
     Ok(out)
 }
 
-/// The `paired` and `mcnemar` objects of a summary report.
+/// The `paired`, `paired_auc` and `mcnemar` objects of a summary report, by
+/// those keys.
 pub fn comparison_json(
     cmp: &BTreeMap<String, LossComparison>,
-) -> (serde_json::Value, serde_json::Value) {
-    let paired = cmp
-        .iter()
-        .map(|(k, c)| (k.clone(), serde_json::json!(c.paired)))
-        .collect::<serde_json::Map<_, _>>();
-    let mcnemar = cmp
-        .iter()
-        .map(|(k, c)| (k.clone(), serde_json::json!(c.mcnemar)))
-        .collect::<serde_json::Map<_, _>>();
-    (paired.into(), mcnemar.into())
+) -> serde_json::Map<String, serde_json::Value> {
+    let by_loss = |f: &dyn Fn(&LossComparison) -> serde_json::Value| -> serde_json::Value {
+        cmp.iter()
+            .map(|(k, c)| (k.clone(), f(c)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("paired".into(), by_loss(&|c| serde_json::json!(c.paired)));
+    out.insert(
+        "paired_auc".into(),
+        by_loss(&|c| serde_json::json!(c.paired_auc)),
+    );
+    out.insert("mcnemar".into(), by_loss(&|c| serde_json::json!(c.mcnemar)));
+    out
 }

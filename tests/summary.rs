@@ -31,7 +31,11 @@ fn part(fold: usize, base_acc: f64, reg_acc: f64) -> AblationReport {
         lambda_choice: vec![],
         runs: vec![
             run(fold, 0.0, base_acc, "1100"),
-            run(fold, 2.0, reg_acc, "1011"),
+            AblationRun {
+                // the AUC moves by a tenth of the accuracy's difference
+                auc: 0.9 + (reg_acc - base_acc) / 10.0,
+                ..run(fold, 2.0, reg_acc, "1011")
+            },
         ],
     }
 }
@@ -52,6 +56,17 @@ fn parts_pair_by_fold_and_give_the_paired_statistics() {
     );
     let ci = p["ci95"].as_array().unwrap();
     assert!((ci[0].as_f64().unwrap() - 0.010_367_57).abs() < 1e-8);
+    // the AUCs' differences are the accuracies' over 10: the same t, the same p
+    let a = &r["paired_auc"]["asoftmax"];
+    assert_eq!(a["n"], 5);
+    assert!(
+        (a["mean_diff"].as_f64().unwrap() - 0.003).abs() < 1e-12,
+        "{a}"
+    );
+    assert!(
+        (a["p_value"].as_f64().unwrap() - 0.013_24).abs() < 1e-5,
+        "{a}"
+    );
     // per fold, pair 2 is lost and pairs 3 and 4 are won: 5 against 10 over 20 pairs
     let m = &r["mcnemar"]["asoftmax"];
     assert_eq!(m["n"], 20);

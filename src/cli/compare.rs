@@ -67,6 +67,14 @@ fn run_seeds(cmd: &CompareCmd, base: &TrainConfig, seeds: &[u64]) -> Result<()> 
             report["mcnemar"][loss]["p_value"].as_f64().unwrap_or(f64::NAN)
         );
     }
+    for (loss, p) in report["paired_auc"].as_object().into_iter().flatten() {
+        if !p.is_null() {
+            println!(
+                "{}",
+                super::paired_line(&format!("{loss} AUC"), p, "seeds", 1.0)
+            );
+        }
+    }
     println!("report: {}", cmd.out.join(COMPARE_SEEDS_FILE).display());
     Ok(())
 }

@@ -62,16 +62,8 @@ pub fn run(cmd: MnistToyCmd) -> Result<()> {
         }
         let p = &report["paired"]["asoftmax"];
         if !p.is_null() {
-            let pp = |v: &serde_json::Value| 100.0 * v.as_f64().unwrap_or(f64::NAN);
-            println!(
-                "A-Softmax + exclusive minus A-Softmax: {:+.2} pp over {} seeds, 95% CI [{:.2}, {:.2}], p = {:.4} ({})",
-                pp(&p["mean_diff"]),
-                p["n"],
-                pp(&p["ci95"][0]),
-                pp(&p["ci95"][1]),
-                p["p_value"].as_f64().unwrap_or(f64::NAN),
-                p["test"].as_str().unwrap_or("")
-            );
+            let label = "A-Softmax + exclusive minus A-Softmax, accuracy (points)";
+            println!("{}", super::paired_line(label, p, "seeds", 100.0));
         }
         println!(
             "report: {}",

@@ -41,6 +41,23 @@ pub fn load_data(spec: &DataSpec, input: (usize, usize, usize)) -> Result<Prepar
     Ok(data)
 }
 
+/// One line of a paired comparison (`paired` or `paired_auc` of a summary
+/// report): "<label>: +d over n <units>, 95% CI [lo, hi], p = …", differences
+/// multiplied by `scale` (100 for accuracy in points, 1 for AUC).
+pub fn paired_line(label: &str, p: &serde_json::Value, units: &str, scale: f64) -> String {
+    let v = |x: &serde_json::Value| scale * x.as_f64().unwrap_or(f64::NAN);
+    let digits = if scale == 1.0 { 4 } else { 2 };
+    format!(
+        "{label}: {:+.digits$} over {} {units}, 95% CI [{:.digits$}, {:.digits$}], p = {:.4} ({})",
+        v(&p["mean_diff"]),
+        p["n"],
+        v(&p["ci95"][0]),
+        v(&p["ci95"][1]),
+        p["p_value"].as_f64().unwrap_or(f64::NAN),
+        p["test"].as_str().unwrap_or("")
+    )
+}
+
 /// The verification summary of a report.
 pub fn print_report(r: &EvalReport) {
     let v = &r.verification;
