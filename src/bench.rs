@@ -422,14 +422,14 @@ fn profile_config(cfg: &TrainConfig, classes: usize) -> Result<Vec<(String, f64)
         let sections = profile::snapshot();
         let t2 = Instant::now();
         opt.step();
-        model.parameters().iter().for_each(|(_, p)| p.zero_grad());
+        model.parameters().iter().for_each(|(_, p)| p.clear_grad());
         let t_opt = t2.elapsed().as_secs_f64();
         profile::enable(false);
         if step == 1 {
             rows.push(("step total (wall)".to_string(), t_fwd + t_bwd + t_opt));
             rows.push(("  forward incl. loss (wall)".to_string(), t_fwd));
             rows.push(("  backward (wall)".to_string(), t_bwd));
-            rows.push(("  optimiser + zero_grad (wall)".to_string(), t_opt));
+            rows.push(("  optimiser + clear_grad (wall)".to_string(), t_opt));
             for (s, secs) in sections {
                 let cpu = if matches!(
                     s,

@@ -225,7 +225,7 @@ impl FaceModel {
             .expect("the loss is a scalar of the parameters");
         drop(loss);
         opt.step();
-        self.parameters().iter().for_each(|(_, p)| p.zero_grad());
+        self.parameters().iter().for_each(|(_, p)| p.clear_grad());
         let features = feats.value().clone();
         if let Some(c) = &mut self.center {
             c.update_centers(&features, labels);

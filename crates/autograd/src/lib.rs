@@ -49,7 +49,9 @@
 //!   walk only the parameters' gradient slots hold new memory. A second
 //!   backward through the same graph is an error ([`AutogradError::GraphConsumed`]).
 //! * **Parameters** ([`Param`]) hold a value and a gradient slot that
-//!   [`Param::zero_grad`] clears in place, so steady-state steps reallocate no gradient.
+//!   [`Param::zero_grad`] clears in place (steady-state steps reallocate no
+//!   gradient); [`Param::clear_grad`] drops it, so the forward can use that
+//!   memory (what training steps do: it lowers the peak).
 //! * **Adding an op.** Compute the value with `tensor`, then call
 //!   [`Var::from_op`] with the inputs and a closure from the output gradient to
 //!   one gradient per input (`None` for inputs that need none). That is all the

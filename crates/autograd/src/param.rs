@@ -70,6 +70,14 @@ impl<T: Element> Param<T> {
         self.inner.grad.borrow_mut()
     }
 
+    /// Drop the gradient (PyTorch's `zero_grad(set_to_none=True)`): the next
+    /// backward's gradient becomes the slot's buffer as computed, and until
+    /// then the memory is free for the forward's activations. Training steps
+    /// use this; [`Param::zero_grad`] keeps the buffer instead.
+    pub fn clear_grad(&self) {
+        *self.inner.grad.borrow_mut() = None;
+    }
+
     /// Set the gradient to zero, keeping its buffer.
     pub fn zero_grad(&self) {
         if let Some(g) = self.inner.grad.borrow_mut().as_mut() {

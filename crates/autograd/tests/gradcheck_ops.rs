@@ -104,7 +104,14 @@ fn prelu_slope_and_input() {
     let mut rng = Rng::new(3);
     for shape in [&[2, 3][..], &[2, 4, 3, 3], &[1, 5, 2, 7]] {
         let x = away_from_zero(shape, &mut rng);
+        // slopes in (0, 1]: the backward reads x off the output
         let a = Tensor::rand_uniform(&[shape[1]], 0.1, 0.4, &mut rng);
+        check("prelu", |v| v[0].prelu(&v[1]), &[&x, &a], Tolerance::SMOOTH);
+        // a negative slope and one above 1: the backward keeps the input
+        let a = Tensor::rand_uniform(&[shape[1]], -0.5, 1.5, &mut rng);
+        let mut a = a.to_vec();
+        (a[0], a[1]) = (-0.3, 1.4);
+        let a = Tensor::from_vec(&[shape[1]], a).unwrap();
         check("prelu", |v| v[0].prelu(&v[1]), &[&x, &a], Tolerance::SMOOTH);
     }
 }

@@ -107,4 +107,25 @@ fn backward_frees_the_graph_and_reuses_gradient_slots() {
         g_ptr,
         "gradient slot reused in place"
     );
+    // clear_grad drops the large gradient buffer
+    let held = live();
+    fc.clear_grad();
+    assert_eq!(live(), held - 1, "clear_grad frees the gradient");
+    assert!(fc.grad().is_none());
+
+    // A PReLU whose slopes are in (0, 1] keeps its output for the backward,
+    // so the convolution's output (its input) is freed after the forward;
+    // with a slope outside, the input stays alive beside the output.
+    let live_after_forward = |slope: &Param<f32>| {
+        let start = live();
+        let y = Var::constant(x.clone())
+            .conv2d(&conv.var(), None, Conv2dParams::new(1, 1))
+            .prelu(&slope.var());
+        let held = live() - start;
+        drop(y);
+        held
+    };
+    let outside = Param::new(Tensor::full(&[8], -0.25));
+    assert_eq!(live_after_forward(&slope), 1, "only the PReLU's output");
+    assert_eq!(live_after_forward(&outside), 2, "input and output");
 }

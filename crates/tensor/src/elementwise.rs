@@ -301,6 +301,39 @@ impl<T: Element> Tensor<T> {
     /// own and the per-plane sums are added per channel in plane order, so the
     /// result does not depend on scheduling.
     pub fn try_prelu_backward(&self, slope: &Self, grad_out: &Self) -> TensorResult<(Self, Self)> {
+        self.prelu_backward_impl(slope, grad_out, false)
+    }
+
+    /// [`Tensor::try_prelu_backward`] from PReLU's output `y` instead of its
+    /// input, for slopes in (0, 1]: there `y > 0` exactly where `x > 0`, and
+    /// `x = y / a_c` where it is not, so `dy/da_c = Σ_{y ≤ 0} y / a_c`. With a
+    /// slope in that range, `|y| ≤ |x|`, so `y` never overflows where `x` did
+    /// not. Keeping the output lets the input (a convolution's output, as
+    /// large as the activation) be freed after the forward. Slopes outside
+    /// (0, 1] are refused.
+    pub fn try_prelu_backward_from_output(
+        &self,
+        slope: &Self,
+        grad_out: &Self,
+    ) -> TensorResult<(Self, Self)> {
+        self.prelu_backward_impl(slope, grad_out, true)
+    }
+
+    /// For a PReLU slope tensor: whether every slope lies in (0, 1], where
+    /// PReLU's output determines its input (see
+    /// [`Tensor::try_prelu_backward_from_output`]).
+    pub fn prelu_output_determines_input(&self) -> bool {
+        self.to_vec()
+            .iter()
+            .all(|&a| a > T::zero() && a <= T::one())
+    }
+
+    fn prelu_backward_impl(
+        &self,
+        slope: &Self,
+        grad_out: &Self,
+        from_output: bool,
+    ) -> TensorResult<(Self, Self)> {
         let _t = crate::profile::scope(crate::profile::Section::Elementwise);
         let (_, c, inner) = channel_layout("prelu_backward", self.shape(), slope.shape())?;
         if grad_out.shape() != self.shape() {
@@ -310,6 +343,15 @@ impl<T: Element> Tensor<T> {
                 grad_out.shape(),
                 None,
                 "gradient must match the input",
+            ));
+        }
+        if from_output && !slope.prelu_output_determines_input() {
+            return Err(TensorError::mismatch(
+                "prelu_backward_from_output",
+                self.shape(),
+                slope.shape(),
+                None,
+                "needs every slope in (0, 1]",
             ));
         }
         let (x, g) = (self.to_contiguous(), grad_out.to_contiguous());
@@ -334,6 +376,12 @@ impl<T: Element> Tensor<T> {
         let mut ga = crate::memory::zeroed(a.len());
         for (plane, &s) in plane_sums.iter().enumerate() {
             ga[if a.len() == 1 { 0 } else { plane % c }] += s;
+        }
+        if from_output {
+            // the sums were of y·g = a·x·g over the non-positive side
+            for (g, &ac) in ga.iter_mut().zip(&a) {
+                *g /= ac;
+            }
         }
         Ok((
             Tensor::from_vec(self.shape(), gx)?,

@@ -163,6 +163,20 @@ fn prelu_case(shape: &[usize], rng: &mut Rng) {
     for (c, want) in ga_want.iter().enumerate() {
         assert_abs_diff_eq!(ga.get(&[c]).unwrap(), *want, epsilon = 1e-10);
     }
+    // From the output: the same gradients when every slope is in (0, 1]
+    // (x = y / a on the non-positive side), refused otherwise.
+    let refused = y.try_prelu_backward_from_output(&a, &g);
+    assert_eq!(refused.is_err(), !a.prelu_output_determines_input());
+    let a = a.map(|s| 0.05 + 0.9 * s.abs().min(1.0));
+    let y = x.prelu(&a);
+    let (gx, ga) = x.try_prelu_backward(&a, &g).unwrap();
+    let (gx_out, ga_out) = y.try_prelu_backward_from_output(&a, &g).unwrap();
+    assert_eq!(gx.to_vec(), gx_out.to_vec());
+    for (want, got) in ga.to_vec().iter().zip(ga_out.to_vec()) {
+        assert_abs_diff_eq!(got, *want, epsilon = 1e-12);
+    }
+    let zero_slope = a.map(|_| 0.0);
+    assert!(y.try_prelu_backward_from_output(&zero_slope, &g).is_err());
 }
 
 #[test]

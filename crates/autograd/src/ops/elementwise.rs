@@ -130,13 +130,26 @@ impl<T: Element> Var<T> {
 
     /// PReLU with a slope per channel (axis 1).  dx = g where x > 0, else a_c·g;
     /// da_c = Σ over channel c where x ≤ 0 of g·x.
+    ///
+    /// With every slope in (0, 1] (as trained PReLUs have: they start at 0.25)
+    /// the backward keeps the output y, which the next layer holds anyway, and
+    /// reads x off it (x = y where y > 0, else y / a_c); the input, usually a
+    /// convolution's output of the activation's full size, is then freed after
+    /// the forward. That cut SphereFace-20's peak memory at batch 32 (see
+    /// docs/performance.md). Other slopes keep x.
     pub fn prelu(&self, slope: &Var<T>) -> Var<T> {
         let (x, a) = (self.value().clone(), slope.value().clone());
         let need = needs(&[self, slope]);
-        Var::from_op("prelu", x.prelu(&a), &[self, slope], move |g| {
-            let (gx, ga) = x
-                .try_prelu_backward(&a, g)
-                .expect("shapes checked in the forward");
+        let y = x.prelu(&a);
+        let from_output = a.prelu_output_determines_input();
+        let kept = if from_output { y.clone() } else { x };
+        Var::from_op("prelu", y, &[self, slope], move |g| {
+            let (gx, ga) = if from_output {
+                kept.try_prelu_backward_from_output(&a, g)
+            } else {
+                kept.try_prelu_backward(&a, g)
+            }
+            .expect("shapes checked in the forward");
             vec![need[0].then_some(gx), need[1].then_some(ga)]
         })
     }
