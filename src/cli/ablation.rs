@@ -111,14 +111,7 @@ fn summarize(parts: &[PathBuf], out: &Path) -> Result<()> {
                 .unwrap_or(f64::NAN)
         );
     }
-    for (loss, p) in report["paired_auc"].as_object().into_iter().flatten() {
-        if !p.is_null() {
-            println!(
-                "{}",
-                super::paired_line(&format!("{loss} AUC"), p, "folds", 1.0)
-            );
-        }
-    }
+    super::print_paired_auc(&report, "folds");
     nn::checkpoint::write_atomic(out, serde_json::to_string_pretty(&report)?.as_bytes())?;
     println!("report: {}", out.display());
     Ok(())

@@ -55,26 +55,15 @@ fn run_seeds(cmd: &CompareCmd, base: &TrainConfig, seeds: &[u64]) -> Result<()> 
         );
     }
     for (loss, p) in report["paired"].as_object().into_iter().flatten() {
-        let f = |v: &serde_json::Value| 100.0 * v.as_f64().unwrap_or(f64::NAN);
         println!(
-            "{loss}: mean difference {:+.2} pp over {} seeds, 95% CI [{:.2}, {:.2}], p = {:.4} ({}); McNemar p = {:.4}",
-            f(&p["mean_diff"]),
-            p["n"],
-            f(&p["ci95"][0]),
-            f(&p["ci95"][1]),
-            p["p_value"].as_f64().unwrap_or(f64::NAN),
-            p["test"].as_str().unwrap_or(""),
-            report["mcnemar"][loss]["p_value"].as_f64().unwrap_or(f64::NAN)
+            "{}; McNemar p = {:.4}",
+            super::paired_line(&format!("{loss} accuracy (points)"), p, "seeds", 100.0),
+            report["mcnemar"][loss]["p_value"]
+                .as_f64()
+                .unwrap_or(f64::NAN)
         );
     }
-    for (loss, p) in report["paired_auc"].as_object().into_iter().flatten() {
-        if !p.is_null() {
-            println!(
-                "{}",
-                super::paired_line(&format!("{loss} AUC"), p, "seeds", 1.0)
-            );
-        }
-    }
+    super::print_paired_auc(&report, "seeds");
     println!("report: {}", cmd.out.join(COMPARE_SEEDS_FILE).display());
     Ok(())
 }

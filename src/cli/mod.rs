@@ -41,6 +41,15 @@ pub fn load_data(spec: &DataSpec, input: (usize, usize, usize)) -> Result<Prepar
     Ok(data)
 }
 
+/// Print the `paired_auc` lines of a summary report, one per loss.
+pub fn print_paired_auc(report: &serde_json::Value, units: &str) {
+    for (loss, p) in report["paired_auc"].as_object().into_iter().flatten() {
+        if !p.is_null() {
+            println!("{}", paired_line(&format!("{loss} AUC"), p, units, 1.0));
+        }
+    }
+}
+
 /// One line of a paired comparison (`paired` or `paired_auc` of a summary
 /// report): "<label>: +d over n <units>, 95% CI [lo, hi], p = …", differences
 /// multiplied by `scale` (100 for accuracy in points, 1 for AUC).
