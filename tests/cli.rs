@@ -427,7 +427,10 @@ fn lfw_ablation_smoke_when_lfw_is_present() {
     assert_eq!(s["mcnemar"]["asoftmax"]["n"], 600);
     // one fold: no t-test of accuracy or of AUC, but the keys are there
     assert!(s["paired"]["asoftmax"].is_null() && s["paired_auc"]["asoftmax"].is_null());
-    assert!(s["paired_auc"].as_object().unwrap().contains_key("asoftmax"));
+    assert!(s["paired_auc"]
+        .as_object()
+        .unwrap()
+        .contains_key("asoftmax"));
     assert_eq!(s["runs"].as_array().unwrap().len(), 2);
     let (ok, _, err) = regularface(&["ablation", "summarize", "/nonexistent", "--out", "x.json"]);
     assert!(!ok && err.contains("cannot read /nonexistent"), "{err}");
