@@ -60,7 +60,12 @@ one_step_case cosface_lenetpp "--rtol 1e-4" --model lenetpp --loss cosface --exc
 one_step_case mobilefacenet_softmax "--rtol 1e-2 --atol 1e-6 --weights-only" --model mobilefacenet --loss softmax --exclusive 1
 
 echo "== the same step on 2 processes (torchrun, gloo) and on 1"
-for case in "center_exclusive_held:--rtol 1e-4" "mobilefacenet_softmax:--rtol 1e-2 --atol 1e-6 --weights-only"; do
+# MobileFaceNet's BatchNorm biases start at 0 and move by lr·Σdy in one step, so
+# their scale is about 1e-2. GlobalBatchNorm's statistics (all-reduced in f64)
+# against one process's f32 statistics move such a bias by up to a few 1e-4
+# (measured 2.2e-4 on a bias of scale 1.0e-2): an absolute 5e-4 for those;
+# the weights that carry the model are compared at rtol 1e-2.
+for case in "center_exclusive_held:--rtol 1e-4" "mobilefacenet_softmax:--rtol 1e-2 --atol 5e-4 --weights-only"; do
     name=${case%%:*} cmp=(${case#*:}) d="$WORK/${case%%:*}"
     quiet "${TORCHRUN[@]}" $HERE/train_ddp.py --checkpoint "$d/checkpoint.safetensors" --steps 1 --out "$d/ddp" \
         --batch-file "$d/batch.safetensors"
