@@ -68,8 +68,10 @@ mod platform {
 /// 64, MobileFaceNet's first-stage activations and their gradients are 103 MB
 /// each, and every step page-faulted them in again (a kernel-zeroed 4 KiB page
 /// per fault), which the profile showed as most of BatchNorm's time. This
-/// allocator keeps up to [`BlockCache::SLOTS`] such blocks, [`BlockCache::CAP`]
-/// bytes in all, and hands one back to a request of exactly its layout (a training step asks for the same sizes every step). Anything
+/// allocator keeps up to [`BlockCache::SLOTS`] freed blocks of at least
+/// [`BlockCache::THRESHOLD`] (64 MiB; why not from 32 MiB is written there),
+/// [`BlockCache::CAP`] bytes in all, and hands one back to a request of
+/// exactly its layout (a training step asks for the same sizes every step). Anything
 /// else goes to the system allocator. A block freed when the cache is full is
 /// returned to the system, so the cache never holds more than `CAP`.
 ///
